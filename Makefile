@@ -1,0 +1,36 @@
+# The two commands: `make test` (set up everything, run every test and quality gate) and
+# `make demo` (set up everything, show the gate's verdict on a local stack).
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_BIN := $(CURDIR)/.venv/bin
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+export PATH := $(VENV_BIN):$(PATH)
+
+.PHONY: setup test unit integration sanity lint changelog-lint build demo clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+test: setup
+	@bash scripts/run_tests.sh all
+
+unit: setup
+	@bash scripts/run_tests.sh unit
+
+integration: setup
+	@bash scripts/run_tests.sh integration
+
+sanity: setup
+	@bash scripts/run_tests.sh sanity
+
+lint: setup
+	@bash scripts/run_tests.sh lint
+
+build: setup
+	@mkdir -p .build/dist && $(VENV_BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+demo: setup
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf .build .cache tests/output .pytest_cache

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one check-result record every module returns, and the helpers that build it.
+
+A record is ``{criterion, name, status, blocking, summary, evidence, duration_ms}`` where status is
+pass, fail, error or skipped. ``error`` means the check could not decide; the gate treats it as
+NO-GO (fail closed), never as a pass.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import time
+
+PASS = "pass"
+FAIL = "fail"
+ERROR = "error"
+SKIPPED = "skipped"
+STATUSES = (PASS, FAIL, ERROR, SKIPPED)
+
+# Worst first: an aggregate takes the first status present in this order.
+_SEVERITY = (ERROR, FAIL, PASS, SKIPPED)
+
+CRITERION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+
+
+def make_record(criterion, status, summary, evidence=None, blocking=True, duration_ms=0.0, name=None):
+    """Build one record; ``name`` tells apart several checks that serve one criterion."""
+    if status not in STATUSES:
+        raise ValueError("unknown status %r" % (status,))
+    record = {
+        "criterion": criterion,
+        "name": name or criterion,
+        "status": status,
+        "blocking": bool(blocking),
+        "summary": summary,
+        "evidence": evidence if evidence is not None else {},
+        "duration_ms": round(float(duration_ms), 1),
+    }
+    return record
+
+
+def worst_status(statuses):
+    """The aggregate of many statuses: error beats fail beats pass beats skipped."""
+    present = set(statuses)
+    for status in _SEVERITY:
+        if status in present:
+            return status
+    return SKIPPED
+
+
+class Stopwatch:
+    """Monotonic elapsed time in milliseconds (wall-clock jumps never distort durations)."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._start = clock()
+
+    @property
+    def elapsed_ms(self):
+        return (self._clock() - self._start) * 1000.0
+
+
+def summarize(records):
+    """Counts per status and the overall status of a list of records (blocking ones decide)."""
+    counts = dict((status, 0) for status in STATUSES)
+    for record in records:
+        counts[record["status"]] += 1
+    blocking = [r["status"] for r in records if r.get("blocking", True)]
+    return {"status": worst_status(blocking) if blocking else worst_status(r["status"] for r in records),
+            "counts": counts}
+
+
+def exit_with_records(module, records, changed=False, **extra):
+    """End a check module: the records plus their summary. A failing check is data, not a task
+    failure: the gate decides. Only bad input fails the task (through fail_json)."""
+    overview = summarize(records)
+    module.exit_json(changed=changed, records=records, status=overview["status"],
+                     counts=overview["counts"], **extra)

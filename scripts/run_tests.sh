@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the test stages; `all` is what `make test` and CI run. Each stage fails loudly, and a pytest
+# run that collects no test is a failure, never a silent pass.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+stage=${1:-all}
+failed=()
+
+run_pytest() {
+  local label=$1; shift
+  echo "=== $label"
+  python -m pytest "$@"
+  local rc=$?
+  if [ "$rc" -eq 5 ]; then
+    echo "run_tests: pytest collected no tests for '$label': that is a failure" >&2
+    rc=1
+  fi
+  [ "$rc" -eq 0 ] || failed+=("$label")
+}
+
+sanity() {
+  echo "=== ansible-test sanity"
+  bash scripts/sanity.sh || failed+=("sanity")
+}
+
+lint() {
+  echo "=== ansible-lint (production profile)"
+  (ansible-lint --offline --profile production) || failed+=("ansible-lint")
+  echo "=== changelog lint"
+  (antsibull-changelog lint) || failed+=("changelog-lint")
+}
+
+case "$stage" in
+  unit) run_pytest unit tests/unit ;;
+  integration) run_pytest integration tests/integration tests/reference_service ;;
+  sanity) sanity ;;
+  lint) lint ;;
+  all)
+    run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider
+    sanity
+    lint
+    ;;
+  *) echo "usage: $0 unit|integration|sanity|lint|all" >&2; exit 2 ;;
+esac
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "run_tests: FAILED stages: ${failed[*]}" >&2
+  exit 1
+fi
+echo "run_tests: all stages passed ($stage)"
