@@ -178,8 +178,8 @@ def connect(params, database=None, read_only=False, autocommit=False):
         conn = psycopg2.connect(**kwargs)
     except psycopg2.Error as exc:
         message = str(exc).strip() or exc.__class__.__name__
-        raise PostgresConnectionError("cannot connect to %s: %s" % (describe_target(params, database),
-                                                                     redact_text(message, secrets_of(params))))
+        reason = redact_text(message, secrets_of(params))
+        raise PostgresConnectionError("cannot connect to %s: %s" % (describe_target(params, database), reason))
     if read_only:
         conn.set_session(readonly=True, autocommit=autocommit)
     elif autocommit:
