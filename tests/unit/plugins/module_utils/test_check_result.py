@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import check_result as cr
+
+
+def test_make_record_shape():
+    record = cr.make_record("health.liveness", cr.PASS, "200 ok", evidence={"status": 200}, duration_ms=12.345)
+    assert record == {
+        "criterion": "health.liveness", "name": "health.liveness", "status": "pass", "blocking": True,
+        "summary": "200 ok", "evidence": {"status": 200}, "duration_ms": 12.3,
+    }
+
+
+def test_make_record_rejects_unknown_status():
+    with pytest.raises(ValueError):
+        cr.make_record("health.liveness", "ok", "nope")
+
+
+@pytest.mark.parametrize("statuses, expected", [
+    (["pass", "fail", "error"], "error"),
+    (["pass", "fail", "skipped"], "fail"),
+    (["skipped", "pass"], "pass"),
+    (["skipped"], "skipped"),
+    ([], "skipped"),
+])
+def test_worst_status(statuses, expected):
+    assert cr.worst_status(statuses) == expected
+
+
+def test_summarize_lets_blocking_records_decide():
+    records = [
+        cr.make_record("rls.coverage", cr.FAIL, "95 tables without RLS", blocking=False),
+        cr.make_record("rls.enabled_forced", cr.PASS, "all forced"),
+    ]
+    overview = cr.summarize(records)
+    assert overview["status"] == "pass"
+    assert overview["counts"] == {"pass": 1, "fail": 1, "error": 0, "skipped": 0}
+
+
+def test_summarize_advisory_only_reports_their_worst():
+    records = [cr.make_record("smoke.docs", cr.ERROR, "refused", blocking=False)]
+    assert cr.summarize(records)["status"] == "error"
+
+
+def test_stopwatch_uses_the_given_monotonic_clock():
+    ticks = iter([10.0, 10.25])
+    watch = cr.Stopwatch(clock=lambda: next(ticks))
+    assert watch.elapsed_ms == pytest.approx(250.0)
+
+
+def test_criterion_pattern():
+    assert cr.CRITERION_PATTERN.match("migrations.at_head")
+    assert not cr.CRITERION_PATTERN.match("Migrations")
