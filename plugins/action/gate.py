@@ -1,0 +1,113 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The release gate: the records of every check (of every host) -> GO / NO-GO / NO-GO-INCONCLUSIVE,
+reports in an artifacts directory, and the verdict published with set_stats semantics.
+
+The decision and the rendering live in module_utils/verdict.py (pure, unit tested); this plugin
+validates the task's options, reads check mode, writes the reports and shapes the task result.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import verdict as gate_verdict
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
+
+ARGUMENT_SPEC = dict(
+    records=dict(type="list", elements="raw", default=[]),
+    results=dict(type="raw"),
+    waivers=dict(type="list", elements="dict", default=[]),
+    advisory=dict(type="list", elements="str", default=[]),
+    required_criteria=dict(type="list", elements="str", default=[]),
+    artifacts_dir=dict(type="path"),
+    fail_on_nogo=dict(type="bool", default=True),
+    publish_stats=dict(type="bool", default=True),
+    release=dict(type="str", default=""),
+    redact_values=dict(type="list", elements="str", default=[], no_log=True),
+)
+
+
+class ActionModule(ActionBase):
+    """Decide on the controller; never connects to a host."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _requires_connection = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        if task_vars is None:
+            task_vars = {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp  # no remote temp dir: the gate runs on the controller only
+
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        secrets = [str(s) for s in (args.get("redact_values") or []) if s]
+        check_mode = bool(self._task.check_mode)
+
+        report = gate_verdict.evaluate(
+            records=args.get("records"),
+            results=args.get("results"),
+            waivers=args.get("waivers"),
+            advisory=args.get("advisory"),
+            required_criteria=args.get("required_criteria"),
+            check_mode=check_mode,
+            release=args.get("release") or "",
+            secrets=secrets,
+        )
+
+        artifacts_dir = args.get("artifacts_dir")
+        if not artifacts_dir:
+            base = task_vars.get("playbook_dir") or os.getcwd()
+            artifacts_dir = os.path.join(str(base), "artifacts")
+
+        paths = None
+        write_error = None
+        try:
+            paths = gate_verdict.write_reports(report, artifacts_dir)
+        except (OSError, IOError) as exc:
+            write_error = "could not write the reports to %s: %s" % (artifacts_dir, exc.strerror or exc)
+
+        msg = gate_verdict.message(report, paths)
+        result.update(
+            changed=False,
+            verdict=report["verdict"],
+            mode=report["mode"],
+            release=report["release"],
+            failing=report["failing"],
+            inconclusive=report["inconclusive"],
+            waived=report["waived"],
+            advisory=report["advisory"],
+            input_errors=report["input_errors"],
+            counts=report["counts"],
+            criteria=[
+                dict((key, criterion[key]) for key in ("criterion", "outcome", "status", "blocking", "required", "hosts", "summary"))
+                for criterion in report["criteria"]
+            ],
+            msg=msg,
+        )
+        if paths:
+            result["reports"] = paths
+        if args.get("publish_stats"):
+            # set_stats' shape; aggregate=false so a second gate in one run replaces the verdict
+            # instead of concatenating the strings.
+            result["ansible_stats"] = {"data": gate_verdict.stats(report, paths), "per_host": False, "aggregate": False}
+
+        failed = False
+        if report["input_errors"]:
+            failed = True
+        elif args.get("fail_on_nogo") and report["verdict"] != gate_verdict.GO:
+            failed = True
+        if write_error:
+            failed = True
+            result["msg"] = "%s | %s" % (write_error, msg)
+        if failed:
+            result["failed"] = True
+        return redact(result, secrets)
