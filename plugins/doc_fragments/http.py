@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    DOCUMENTATION = r"""
+options:
+  base_url:
+    description:
+      - The service's base URL, for example V(https://api.example.com) or V(http://127.0.0.1:8000).
+      - Paths are joined to it. Credentials in it (V(https://user:pass@host)) are never printed.
+    type: str
+  timeout:
+    description:
+      - Seconds to wait for each read of an answer (and for the connection when O(connect_timeout) is not set).
+      - Never longer than what is left of O(deadline).
+    type: float
+    default: 10
+  connect_timeout:
+    description:
+      - Seconds to wait for a TCP connection; defaults to O(timeout).
+    type: float
+  deadline:
+    description:
+      - Overall time budget of the module call in seconds, on a monotonic clock. No retry, backoff or poll
+        goes past it; what has not answered by then is reported as an C(error) record, never as a pass.
+    type: float
+    default: 60
+  retries:
+    description:
+      - How many more attempts after the first when there is no answer (timeout, connection refused or
+        reset, name resolution) or the answer is 429 Too Many Requests.
+      - Waits C(backoff * 2^(n-1)) seconds before retry n (at most O(backoff_max)), shortened by up to 50% at
+        random (jitter). A C(Retry-After) header is honoured up to O(backoff_max).
+      - A 429 that persists gives an C(error) record (the check could not decide), never C(pass) or C(fail).
+    type: int
+    default: 3
+  backoff:
+    description: Base delay of the exponential backoff, in seconds.
+    type: float
+    default: 0.5
+  backoff_max:
+    description: Longest single backoff delay, in seconds.
+    type: float
+    default: 10
+  concurrency:
+    description:
+      - How many requests run at the same time inside this one module call (a bounded thread pool).
+    type: int
+    default: 8
+  validate_certs:
+    description:
+      - Verify TLS certificates of https:// URLs. Leave it on in production.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - A PEM file of CA certificates to verify the server with, instead of the system's trust store.
+    type: path
+  client_cert:
+    description:
+      - A PEM client certificate (may include its key) for mutual TLS.
+    type: path
+  client_key:
+    description:
+      - The PEM private key of O(client_cert) when it is not inside that file.
+    type: path
+  use_proxy:
+    description:
+      - Use the proxy named by the C(https_proxy)/C(http_proxy) environment variables (C(no_proxy) is honoured).
+    type: bool
+    default: true
+notes:
+  - HTTP is done with the Python standard library and C(ansible.module_utils.urls); nothing has to be installed
+    on the host that runs the module.
+  - HTTP error statuses (4xx, 5xx) are answers the module asserts on, not task failures. The task fails only on
+    bad input; a failing check is a C(fail) record for the gate to judge.
+  - Every secret (passwords, tokens, C(Authorization) and other credential headers, URL credentials) is masked
+    in records, messages and the echoed module arguments.
+"""
