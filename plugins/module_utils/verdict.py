@@ -416,8 +416,10 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
                 used_waivers.add(waiver["index"])
             record["gating"] = record["effective_blocking"] and not record["waived"]
 
-        gating_status = worst_status([r["status"] for r in recs if r["gating"] and r["status"] != SKIPPED]) \
-            if any(r["gating"] and r["status"] != SKIPPED for r in recs) else None
+        gating_statuses = set(r["status"] for r in recs if r["gating"])
+        # A blocking failure anywhere makes the criterion fail (NO-GO) even when another host erred:
+        # the same rule as the verdict's.
+        gating_status = FAIL if FAIL in gating_statuses else (ERROR if ERROR in gating_statuses else None)
         real = [r for r in recs if r["status"] in (PASS, FAIL, ERROR)]
         missing = required and not real
         missing_waiver = None
