@@ -1,0 +1,36 @@
+"""pytest fixtures for the reference stack (a plugin module: tests/conftest.py lists it in pytest_plugins).
+
+- ``ref_stack`` (session): a started RefStack on the ``pg_server`` cluster, rate limit 600 requests per
+  minute, stopped (database and roles dropped) at the end of the session.
+- ``healthy_stack`` (function): ``ref_stack`` with ``clear_faults()`` before and after the test, so a
+  test may switch any fault on and the next test still starts from the healthy (GO) state.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from refstack import RefStack
+
+
+@pytest.fixture(scope="session")
+def ref_stack(pg_server):
+    # A per-process name, so test processes sharing one cluster (PGHARNESS_STATE, xdist) never collide.
+    stack = RefStack(pg_server, name="cws_%d" % os.getpid(), rate_limit=600)
+    try:
+        stack.start()
+    except Exception:
+        stack.stop()
+        raise
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture()
+def healthy_stack(ref_stack):
+    ref_stack.clear_faults()
+    yield ref_stack
+    ref_stack.clear_faults()
