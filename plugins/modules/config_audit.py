@@ -119,8 +119,8 @@ options:
     default: []
   blocking:
     description:
-      - Per-environment blocking flag by criterion, for example C({config.stripe: false}) on staging.
-        Criteria not named block.
+      - Per-environment blocking flag by criterion id, for example C(config.stripe=false) on staging.
+      - Criteria not named block.
     type: dict
     default: {}
   app_env:

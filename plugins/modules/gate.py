@@ -17,12 +17,13 @@ version_added: 0.1.0
 description:
   - Reads the check-result records that the collection's check modules return (from every host),
     and decides one verdict for the release, C(GO), C(NO-GO) or C(NO-GO-INCONCLUSIVE).
-  - Per criterion, the records of all hosts are aggregated and the worst status wins
-    (C(error) beats C(fail) beats C(pass) beats C(skipped)).
+  - Per criterion, the records of all hosts (and several records of one host) are aggregated. The criterion's status is
+    the worst one (C(error) beats C(fail) beats C(pass) beats C(skipped)); for the decision, a blocking C(fail) on any
+    host makes the criterion fail, else a blocking C(error) on any host makes it inconclusive.
   - A blocking C(fail) gives C(NO-GO). A blocking C(error), a required criterion with no real outcome,
     a blocking check skipped because of check mode, malformed input, or a run in which no blocking
     criterion passed at all gives C(NO-GO-INCONCLUSIVE) (unless something also failed, which gives C(NO-GO)).
-    The gate fails closed: it never says C(GO) because a check silently did not run.
+    The gate fails closed, it never says C(GO) because a check silently did not run.
   - Waived criteria are reported as waived and do not gate; advisory findings are reported and never gate.
   - Writes three reports into O(artifacts_dir), each written to a temporary file and renamed into place,
     so no reader ever sees a half-written report. C(gonogo.json) for machines, C(gonogo.md) for humans
