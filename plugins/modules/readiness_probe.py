@@ -809,6 +809,11 @@ def _check_by_name(document):
 
 def _check_reason(entry):
     detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
+    age, limit = detail.get("age_seconds"), detail.get("threshold_seconds")
+    if asserts.type_name(age) == "number" and asserts.type_name(limit) == "number" and age >= limit:
+        return "heartbeat %ss old, limit %ss" % (age, limit)
+    if detail.get("migrations_current") is False and detail.get("current_version") != detail.get("expected_head"):
+        return "database at %s, expected %s" % (detail.get("current_version"), detail.get("expected_head"))
     for key in ("message", "error", "reason"):
         if isinstance(detail.get(key), str) and detail[key]:
             return detail[key][:160]
