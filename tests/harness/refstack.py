@@ -78,6 +78,25 @@ def _write_private(path, text):
         handle.write(text)
 
 
+def _is_our_service(pid):
+    """True while ``pid`` is a live (not zombie) ``refservice`` process. A service started by an earlier CLI
+    call is no child of this process, so its exit is seen in /proc, and a recycled pid is never signalled."""
+    if not os.path.isdir("/proc"):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            cmdline = handle.read().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and b"refservice" in cmdline
+
+
 class RefStackError(RuntimeError):
     """The stack could not be started or changed."""
 
@@ -197,7 +216,9 @@ class RefStack:
                     values[key.strip()] = value.strip()
         return values
 
-    def _process_env(self):
+    def process_env(self):
+        """The environment the service and the job runner get: this process's, minus PG*/REFSERVICE_*/
+        DATABASE_URL, plus the stack's .env file, the state and migrations dirs and PYTHONPATH."""
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PG", "REFSERVICE_")) and key != "DATABASE_URL"}
         env.update(self._read_env_file())
@@ -340,7 +361,7 @@ class RefStack:
     # ------------------------------------------------------------------ processes
     def run_jobs_once(self, timeout=60):
         """Run the job runner once (``python -m refservice.jobs --once``); returns its JSON summary."""
-        proc = subprocess.run([self.python, "-m", "refservice.jobs", "--once"], env=self._process_env(),
+        proc = subprocess.run([self.python, "-m", "refservice.jobs", "--once"], env=self.process_env(),
                               cwd=str(SERVICE_ROOT), capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise RefStackError("job runner exited %d: %s" % (proc.returncode, proc.stderr.strip()[-2000:]))
@@ -355,7 +376,7 @@ class RefStack:
                "--port-file", port_file]
         log = open(os.path.join(self.state_dir, "service.log"), "ab")  # pylint: disable=consider-using-with
         try:
-            self._proc = subprocess.Popen(cmd, env=self._process_env(), cwd=str(SERVICE_ROOT), stdin=subprocess.DEVNULL,
+            self._proc = subprocess.Popen(cmd, env=self.process_env(), cwd=str(SERVICE_ROOT), stdin=subprocess.DEVNULL,
                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
@@ -394,30 +415,19 @@ class RefStack:
             return False
         if self._proc is not None:
             return self._proc.poll() is None
-        try:
-            os.kill(self.service_pid, 0)
-        except OSError:
-            return False
-        return True
+        return _is_our_service(self.service_pid)
 
     def _stop_service(self, timeout=10):
         pid = self.service_pid
-        if not pid:
+        if not pid or not self.service_alive():
+            self._proc, self.service_pid = None, None
             return
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pid = None
         deadline = time.monotonic() + timeout
-        while pid:
-            if self._proc is not None:
-                if self._proc.poll() is not None:
-                    break
-            else:
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    break
+        while pid and self.service_alive():
             if time.monotonic() > deadline:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -470,7 +480,7 @@ class RefStack:
 
     def migrate(self, target="head"):
         """``alembic upgrade <target>`` as the owner role with this stack's migrations copy."""
-        env = self._process_env()
+        env = self.process_env()
         env["REFSERVICE_MIGRATION_URL"] = self.db["owner_dsn"]
         proc = subprocess.run([self.python, "-m", "alembic", "-c", self.alembic_ini, "upgrade", target], env=env,
                               cwd=self.state_dir, capture_output=True, text=True, timeout=120, check=False)

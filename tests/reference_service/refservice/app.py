@@ -654,6 +654,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "refservice/" + VERSION
     sys_version = ""
     timeout = 30
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     app = None  # set by make_server
 
     def version_string(self):
