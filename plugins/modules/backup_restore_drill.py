@@ -1,0 +1,1433 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: backup_restore_drill
+short_description: Prove a PostgreSQL backup by restoring it into a scratch database and verifying it
+version_added: 0.1.0
+description:
+  - Takes a C(pg_dump -Fc) of the source database (or picks an existing dump), restores it with
+    C(pg_restore) into a freshly created scratch database, verifies the restored database against
+    what the backup must contain, and drops the scratch database again, on success and on every
+    failure path.
+  - "Verifications: the Alembic revision, the set of tables, exact row counts per table, content
+    checksums of tables up to O(checksum_max_rows) rows, RLS flags (C(relrowsecurity),
+    C(relforcerowsecurity)), the RLS policies (names, tables and definitions), the privileges of the
+    application role O(app_role) (catalog grants and, as that role, C(EXPLAIN) of each statement it could
+    run in the source), and sequences not behind their tables (C(last_value >= max(column)))."
+  - When the module dumps the source itself, the dump runs in a snapshot exported by the module and
+    the expected facts are read from the source in that same snapshot, so the comparison is exact even
+    while the service keeps writing.
+  - "The source is never written: every connection to it is read-only. The source role must be a
+    superuser or have BYPASSRLS: under forced RLS any other role makes C(pg_dump) fail with
+    C(query would be affected by row-level security policy), so the module refuses before dumping."
+  - Returns the result records of criterion C(backup.drill): one overall record (blocking, per
+    O(blocking)) with every verification's expected and actual values in its evidence, and one
+    advisory record per step (names C(dump), C(restore), C(verify), C(rto)). A failing drill is
+    data (C(status=fail)), not a failed task; a step that could not run is C(error). Only bad input
+    (and a scratch database that would be the source or already exists) fails the task.
+  - In check mode the connections, the role checks and the client programs are checked for real and a
+    plan is returned; nothing is dumped, created or written.
+author:
+  - CleanWithSnapshot release engineering
+extends_documentation_fragment:
+  - cleanwithsnapshot.release.postgres
+options:
+  backup_source:
+    description:
+      - V(dump) takes a fresh C(pg_dump -Fc) of the source (the database of O(login_db) or O(dsn)).
+      - V(file) restores O(dump_file).
+      - V(latest) restores the newest file in O(backup_dir) whose name matches O(dump_pattern), as the
+        service's runbook drill does.
+    type: str
+    choices: [dump, file, latest]
+    default: dump
+  dump_file:
+    description: The custom-format dump to restore when O(backup_source=file).
+    type: path
+  backup_dir:
+    description:
+      - Where backups live. With O(backup_source=latest) the newest matching dump is taken from here.
+      - With O(backup_source=dump) and O(keep_dump=true) the new dump is kept here, with a C(.sha256)
+        sidecar and a C(.manifest.json) that records what the dump must contain (used by later drills of
+        that file). Without O(keep_dump) a temporary dump is written to a hidden directory here (or to
+        the system temporary directory when O(backup_dir) is not set) and removed.
+    type: path
+  dump_pattern:
+    description: Shell-style pattern of dump file names for O(backup_source=latest).
+    type: str
+    default: '*.dump'
+  dump_name:
+    description: File name of a kept dump; default C(<database>_<UTC timestamp>.dump).
+    type: str
+  keep_dump:
+    description: Keep the dump taken by O(backup_source=dump) in O(backup_dir) (also when the drill fails, as evidence).
+    type: bool
+    default: false
+  verify_dump_sha256:
+    description:
+      - Before restoring an existing dump, compare its sha256 with the C(<dump>.sha256) sidecar the backup
+        wrote (or with O(dump_sha256)); a difference (a truncated or altered dump) fails the drill before
+        anything is created.
+    type: bool
+    default: true
+  dump_sha256:
+    description: The expected sha256 of O(dump_file) (64 hex digits); overrides the sidecar.
+    type: str
+  compress:
+    description: C(pg_dump --compress) level (0-9); the client's default when not set.
+    type: int
+  schemas:
+    description: Only these schemas are dumped and compared; all non-system schemas when not set.
+    type: list
+    elements: str
+  expected_from:
+    description:
+      - Where the expected facts come from.
+      - V(source) reads the source database (with O(backup_source=dump), in the dump's own snapshot; with an
+        existing dump, the live source, which only matches a dump of a quiescent database).
+      - V(manifest) reads the C(.manifest.json) next to the dump (written by an earlier drill with O(keep_dump)).
+      - V(dump) reads the dump itself (tables, RLS flags, policy names, grants, the revision); row counts and
+        checksums are then not compared.
+      - V(auto) is V(source) for O(backup_source=dump), else V(manifest) when the manifest exists, else V(dump).
+    type: str
+    choices: [auto, source, manifest, dump]
+    default: auto
+  expected_revision:
+    description:
+      - The Alembic revision(s) the restored database must hold, for example the migration scripts' head
+        (the runbook's "alembic current matches alembic heads"). Compared in addition to the source's revision.
+    type: list
+    elements: str
+  version_table:
+    description: Alembic's version table.
+    type: str
+    default: alembic_version
+  version_table_schema:
+    description: Schema of O(version_table).
+    type: str
+    default: public
+  target_dsn:
+    description:
+      - Connection URL (or libpq C(key=value) pairs) of the server to restore on; its database name is ignored
+        (see O(target_maintenance_db)). Never printed.
+      - Mutually exclusive with O(target_host), O(target_unix_socket) and O(target_password).
+    type: str
+  target_host:
+    description: Host of the restore server; the source's when no C(target_*) option is set.
+    type: str
+  target_port:
+    description: Port of the restore server; the source's by default.
+    type: int
+  target_user:
+    description: Role that creates, restores, verifies and drops the scratch database (needs CREATEDB and must bypass RLS).
+    type: str
+  target_password:
+    description: Password of O(target_user); the source's password when O(target_user) is not set. Never printed.
+    type: str
+  target_unix_socket:
+    description: Socket directory of the restore server.
+    type: str
+  target_ssl_mode:
+    description: libpq C(sslmode) for the restore server; the source's by default.
+    type: str
+    choices: [allow, disable, prefer, require, verify-ca, verify-full]
+  target_ca_cert:
+    description: CA certificate for the restore server; the source's by default.
+    type: path
+  target_maintenance_db:
+    description: Database on the restore server used to create and drop the scratch database.
+    type: str
+    default: postgres
+  scratch_db:
+    description:
+      - Name of the scratch database; default C(<scratch_prefix>_<UTC YYYYmmddHHMMSS>_<6 hex>).
+      - Refused when it would be the source database on the same server, a template or the maintenance
+        database, and when it already exists (unless O(replace=true)).
+    type: str
+  scratch_prefix:
+    description: Prefix of generated scratch database names (letters, digits, underscores; at most 41 characters).
+    type: str
+    default: cws_drill
+  replace:
+    description: Drop an existing O(scratch_db) before restoring (never the source, a template or the maintenance database).
+    type: bool
+    default: false
+  jobs:
+    description: Parallel jobs of C(pg_restore) (1-64).
+    type: int
+    default: 2
+  restore_privileges:
+    description:
+      - Restore GRANTs. V(false) runs C(pg_restore --no-privileges) as the service's restore script does;
+        the drill then reports the grants the application role lost.
+    type: bool
+    default: true
+  restore_owner:
+    description: Restore object ownership (V(false) adds C(--no-owner), for a target without the source's roles).
+    type: bool
+    default: true
+  ignore_restore_errors:
+    description:
+      - Regular expressions of C(pg_restore) error lines that do not fail the drill (for example a known extension
+        comment). Ignored errors are still listed in the evidence.
+    type: list
+    elements: str
+    default: []
+  app_role:
+    description:
+      - The application's (non-superuser, NOBYPASSRLS) role. Its privileges on the restored tables must match the
+        ones it had in the source; lost grants are reported by table.
+    type: str
+  app_privileges:
+    description: Table privileges of O(app_role) that are compared.
+    type: list
+    elements: str
+    choices: [SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER]
+    default: [SELECT, INSERT, UPDATE, DELETE]
+  checksum_max_rows:
+    description:
+      - Tables with at most this many rows get a content checksum compared (order-independent md5 of every row's
+        text). V(0) disables checksums.
+    type: int
+    default: 10000
+  exclude_tables:
+    description: Shell-style patterns of C(schema.table) names whose row counts and checksums are not compared.
+    type: list
+    elements: str
+    default: []
+  verify_connections:
+    description: Connections per database used to count rows and compute checksums in parallel (1-16).
+    type: int
+    default: 3
+  rto_seconds:
+    description: Recovery time objective; the drill fails when the measured time (see O(rto_scope)) exceeds it.
+    type: float
+  rto_scope:
+    description: V(total) measures dump, restore and verification together; V(restore) only the restore.
+    type: str
+    choices: [total, restore]
+    default: total
+  keep_on_failure:
+    description: Keep the scratch database when the drill fails (for inspection); it is always dropped on success.
+    type: bool
+    default: false
+  marker_file:
+    description:
+      - On success, write this backup marker (an ISO-8601 UTC timestamp, atomically through a temporary file and a
+        rename), for example C(/opt/backups/postgres/LAST_SUCCESS.txt) that the service's C(/healthz/backup) reads.
+        Its directory must exist.
+    type: path
+  bindir:
+    description:
+      - Directory holding C(pg_dump) and C(pg_restore). By default PATH and the usual versioned install directories
+        are searched for a client not older than the server.
+    type: path
+  pg_dump_path:
+    description: Explicit path of C(pg_dump).
+    type: path
+  pg_restore_path:
+    description: Explicit path of C(pg_restore).
+    type: path
+  blocking:
+    description: Whether the overall record blocks a release (the step records are always advisory).
+    type: bool
+    default: true
+  max_evidence_items:
+    description: Longest list (tables, mismatches) kept in the evidence; the rest is counted.
+    type: int
+    default: 200
+notes:
+  - The scratch database is created from C(template0) with the source's encoding and locale when known.
+  - Restoring on the production server loads it; point the C(target_*) options at another server when possible.
+  - The scratch database is dropped with C(DROP DATABASE ... WITH (FORCE)) on PostgreSQL 13 and newer. A run killed
+    with SIGKILL cannot clean up; leftovers are listed in the evidence (C(stale_scratch_databases)) of the next run.
+  - Connection options of a O(dsn) beyond those libpq reads from environment variables are refused for the client programs.
+requirements:
+  - psycopg2 (psycopg2-binary) on the host that runs the module
+  - the PostgreSQL client programs C(pg_dump) and C(pg_restore), of a major version not older than the servers
+seealso:
+  - name: PostgreSQL pg_dump
+    description: The dump program and its custom format.
+    link: https://www.postgresql.org/docs/current/app-pgdump.html
+  - name: PostgreSQL pg_restore
+    description: Restoring custom-format archives, also in parallel.
+    link: https://www.postgresql.org/docs/current/app-pgrestore.html
+"""
+
+EXAMPLES = r"""
+- name: Backup drill of the production database, restored on the drill server, marker updated
+  cleanwithsnapshot.release.backup_restore_drill:
+    login_host: db.internal
+    login_user: postgres
+    login_password: "{{ vault_pg_superuser_password }}"
+    login_db: cleaning
+    target_host: drill-db.internal
+    target_password: "{{ vault_drill_password }}"
+    app_role: cleaning_app
+    backup_dir: /opt/backups/postgres
+    keep_dump: true
+    rto_seconds: 900
+    marker_file: /opt/backups/postgres/LAST_SUCCESS.txt
+  register: drill
+
+- name: The runbook's drill - restore the newest dump, expect the migration head
+  cleanwithsnapshot.release.backup_restore_drill:
+    backup_source: latest
+    backup_dir: /opt/backups/postgres
+    dsn: "{{ drill_server_dsn }}"
+    expected_revision: [merge_20260224_01]
+    app_role: cleaning_app
+
+- name: Show that the project's restore script (--no-privileges) loses the app role's grants
+  cleanwithsnapshot.release.backup_restore_drill:
+    dsn: "{{ database_admin_url }}"
+    app_role: cleaning_app
+    restore_privileges: false
+"""
+
+RETURN = r"""
+records:
+  description:
+    - Result records of criterion C(backup.drill). The first (name C(backup.drill)) decides; the others (names
+      C(dump), C(restore), C(verify), C(rto)) detail each step and are advisory.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    criterion:
+      description: Always C(backup.drill).
+      type: str
+    name:
+      description: C(backup.drill), C(dump), C(restore), C(verify) or C(rto).
+      type: str
+    status:
+      description: pass, fail, error or skipped (check mode, or a step not reached).
+      type: str
+    blocking:
+      description: Whether the record gates a release.
+      type: bool
+    summary:
+      description: One line saying what happened.
+      type: str
+    evidence:
+      description:
+        - The overall record holds everything below (under RV(drill)); a step record holds its part.
+      type: dict
+    duration_ms:
+      description: Milliseconds the step (or the whole drill) took.
+      type: float
+  sample:
+    - criterion: backup.drill
+      name: backup.drill
+      status: pass
+      blocking: true
+      summary: "backup drill passed: 146 tables, 8 verifications, restored in 4.1 s (total 7.9 s, RTO 900 s)"
+      evidence: {}
+      duration_ms: 7912.4
+status:
+  description: The worst status of the blocking records.
+  returned: always
+  type: str
+  sample: pass
+counts:
+  description: Number of records per status.
+  returned: always
+  type: dict
+  sample: {"pass": 5, "fail": 0, "error": 0, "skipped": 0}
+drill:
+  description: The evidence of the overall record.
+  returned: always
+  type: dict
+  contains:
+    backup_source:
+      description: dump, file or latest.
+      type: str
+    expected_from:
+      description: Where the expected facts came from (source, manifest or dump).
+      type: str
+    source:
+      description: C(user@host:port/db) of the source (no password).
+      type: str
+    target:
+      description: C(user@host:port) of the restore server (no password).
+      type: str
+    scratch_db:
+      description: The scratch database's name.
+      type: str
+    dump:
+      description: The dump (file, kept, size_bytes, sha256, pg_dump path and version, snapshot_consistent, age_seconds).
+      type: dict
+    restore:
+      description: The restore (pg_restore path and version, jobs, restore_privileges, rc, redacted and truncated stderr, error lines).
+      type: dict
+    checks:
+      description:
+        - One entry per verification (revision, tables, row_counts, checksums, rls_flags, policies, app_privileges,
+          sequences) with name, status, summary, expected, actual and the detail of every mismatch.
+      type: list
+      elements: dict
+    timings:
+      description: Seconds of dump, restore, verify and total, and the RTO budget.
+      type: dict
+    cleanup:
+      description: Whether the scratch database was dropped (or kept on failure) and the temporary dump removed.
+      type: dict
+    marker:
+      description: The backup marker (file, written, timestamp).
+      type: dict
+    stale_scratch_databases:
+      description: Databases named like this drill's scratch databases that an earlier, killed run left behind.
+      type: list
+      elements: str
+plan:
+  description: In check mode, what would be dumped, where it would be restored, what would be verified and written.
+  returned: check mode
+  type: dict
+"""
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
+    ERROR, FAIL, PASS, SKIPPED, Stopwatch, exit_with_records, make_record, worst_status)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.postgres import (
+    HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, SSL_MODES, PostgresConnectionError, connect, connection_kwargs,
+    describe_target, params_dsn_error, pgsql, postgres_common_argument_spec, postgres_mutually_exclusive,
+    psycopg2, secrets_of, validate_connection_params)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact, redact_text
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import pg_tools
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import drill_catalog as catalog
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import drill_checks as checks
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import drill_files as files
+
+try:
+    from concurrent.futures import ThreadPoolExecutor
+except ImportError:  # pragma: no cover - Python 3 always has it
+    ThreadPoolExecutor = None
+
+CRITERION = "backup.drill"
+STEPS = ("dump", "restore", "verify", "rto")
+PROTECTED_DATABASES = ("postgres", "template0", "template1")
+SCRATCH_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+RLS_DUMP_ERROR = "query would be affected by row-level security policy"
+APP_NAME = "cleanwithsnapshot.release backup_restore_drill"
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        backup_source=dict(type="str", default="dump", choices=["dump", "file", "latest"]),
+        dump_file=dict(type="path"),
+        backup_dir=dict(type="path"),
+        dump_pattern=dict(type="str", default="*.dump"),
+        dump_name=dict(type="str"),
+        keep_dump=dict(type="bool", default=False),
+        verify_dump_sha256=dict(type="bool", default=True),
+        dump_sha256=dict(type="str"),
+        compress=dict(type="int"),
+        schemas=dict(type="list", elements="str"),
+        expected_from=dict(type="str", default="auto", choices=["auto", "source", "manifest", "dump"]),
+        expected_revision=dict(type="list", elements="str"),
+        version_table=dict(type="str", default="alembic_version"),
+        version_table_schema=dict(type="str", default="public"),
+        target_dsn=dict(type="str", no_log=True),
+        target_host=dict(type="str"),
+        target_port=dict(type="int"),
+        target_user=dict(type="str"),
+        target_password=dict(type="str", no_log=True),
+        target_unix_socket=dict(type="str"),
+        target_ssl_mode=dict(type="str", choices=SSL_MODES),
+        target_ca_cert=dict(type="path"),
+        target_maintenance_db=dict(type="str", default="postgres"),
+        scratch_db=dict(type="str"),
+        scratch_prefix=dict(type="str", default="cws_drill"),
+        replace=dict(type="bool", default=False),
+        jobs=dict(type="int", default=2),
+        restore_privileges=dict(type="bool", default=True),
+        restore_owner=dict(type="bool", default=True),
+        ignore_restore_errors=dict(type="list", elements="str", default=[]),
+        app_role=dict(type="str"),
+        app_privileges=dict(type="list", elements="str", choices=list(catalog.TABLE_PRIVILEGES),
+                            default=list(catalog.DEFAULT_APP_PRIVILEGES)),
+        checksum_max_rows=dict(type="int", default=10000),
+        exclude_tables=dict(type="list", elements="str", default=[]),
+        verify_connections=dict(type="int", default=3),
+        rto_seconds=dict(type="float"),
+        rto_scope=dict(type="str", default="total", choices=["total", "restore"]),
+        keep_on_failure=dict(type="bool", default=False),
+        marker_file=dict(type="path"),
+        bindir=dict(type="path"),
+        pg_dump_path=dict(type="path"),
+        pg_restore_path=dict(type="path"),
+        blocking=dict(type="bool", default=True),
+        max_evidence_items=dict(type="int", default=200),
+    )
+    return spec
+
+
+def mutually_exclusive():
+    return postgres_mutually_exclusive() + [
+        ["target_dsn", "target_host"], ["target_dsn", "target_unix_socket"], ["target_dsn", "target_password"],
+    ]
+
+
+REQUIRED_IF = [
+    ("backup_source", "file", ["dump_file"]),
+    ("backup_source", "latest", ["backup_dir"]),
+    ("keep_dump", True, ["backup_dir"]),
+]
+
+
+def _range(module, name, low, high=None):
+    value = module.params.get(name)
+    if value is None:
+        return
+    if value < low or (high is not None and value > high):
+        bound = "between %s and %s" % (low, high) if high is not None else "at least %s" % low
+        module.fail_json(msg="%s must be %s, got %s" % (name, bound, value))
+
+
+def validate(module):
+    """Input checks argument_spec cannot express; every message names its option."""
+    p = module.params
+    validate_connection_params(module)
+    _range(module, "jobs", 1, 64)
+    _range(module, "verify_connections", 1, 16)
+    _range(module, "checksum_max_rows", 0)
+    _range(module, "compress", 0, 9)
+    _range(module, "max_evidence_items", 1)
+    _range(module, "target_port", 1, 65535)
+    if p["rto_seconds"] is not None and p["rto_seconds"] <= 0:
+        module.fail_json(msg="rto_seconds must be greater than 0, got %s" % p["rto_seconds"])
+    if p["scratch_db"] is not None and not files.SCRATCH_NAME.match(p["scratch_db"]):
+        module.fail_json(msg="scratch_db must be a plain database name (a letter or underscore, then letters, digits or "
+                             "underscores; at most 63 characters)")
+    if not SCRATCH_PREFIX.match(p["scratch_prefix"] or ""):
+        module.fail_json(msg="scratch_prefix must start with a letter or underscore and hold letters, digits or "
+                             "underscores only (at most 41 characters)")
+    if p["dump_name"] is not None and (not p["dump_name"].strip() or "/" in p["dump_name"] or p["dump_name"] in (".", "..")):
+        module.fail_json(msg="dump_name must be a plain file name (no directory)")
+    if p["dump_sha256"] is not None and not SHA256_HEX.match(p["dump_sha256"]):
+        module.fail_json(msg="dump_sha256 must be 64 hexadecimal digits")
+    if p["dump_sha256"] is not None and p["backup_source"] == "dump":
+        module.fail_json(msg="dump_sha256 applies to an existing dump (backup_source file or latest), not to backup_source=dump")
+    if p["backup_dir"] is not None and not os.path.isdir(p["backup_dir"]):
+        module.fail_json(msg="backup_dir %s is not a directory" % p["backup_dir"])
+    if p["marker_file"] is not None:
+        parent = os.path.dirname(os.path.abspath(p["marker_file"]))
+        if not os.path.isdir(parent):
+            module.fail_json(msg="marker_file: directory %s does not exist" % parent)
+        if os.path.isdir(p["marker_file"]):
+            module.fail_json(msg="marker_file %s is a directory" % p["marker_file"])
+    if p["bindir"] is not None and not os.path.isdir(p["bindir"]):
+        module.fail_json(msg="bindir %s is not a directory" % p["bindir"])
+    if p["backup_source"] == "dump" and p["expected_from"] in ("manifest", "dump"):
+        module.fail_json(msg="expected_from=%s applies to an existing dump (backup_source file or latest); a fresh dump is "
+                             "compared with its source" % p["expected_from"])
+    if p["backup_source"] != "dump" and p["keep_dump"]:
+        module.fail_json(msg="keep_dump applies to backup_source=dump (an existing dump is never removed)")
+    if p["compress"] is not None and p["backup_source"] != "dump":
+        module.fail_json(msg="compress applies to backup_source=dump")
+    for pattern in p["ignore_restore_errors"] or []:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            module.fail_json(msg="ignore_restore_errors: %r is not a valid regular expression (%s)" % (pattern, exc))
+    for name in ("version_table", "version_table_schema", "target_maintenance_db", "dump_pattern"):
+        if not (p[name] or "").strip():
+            module.fail_json(msg="%s must not be empty" % name)
+    if p["app_role"] is not None and not p["app_role"].strip():
+        module.fail_json(msg="app_role must not be empty")
+    if p["schemas"] is not None and not [s for s in p["schemas"] if s]:
+        module.fail_json(msg="schemas must name at least one schema when given")
+    try:
+        source_kwargs = connection_kwargs(p)
+    except ValueError as exc:
+        module.fail_json(msg="dsn: %s" % redact_text(str(exc), secrets_of(p)))
+    needs_source_db = p["backup_source"] == "dump" or p["expected_from"] == "source"
+    if needs_source_db and not source_kwargs.get("dbname"):
+        module.fail_json(msg="login_db (or the database of dsn) is required: it names the source database to %s"
+                             % ("dump" if p["backup_source"] == "dump" else "compare with"))
+    target = target_params(p)
+    error = params_dsn_error(target)
+    if error:
+        module.fail_json(msg="target_dsn: %s" % error)
+    return target
+
+
+def target_params(p):
+    """Connection parameters of the restore server, in the shared layer's shape: the target_* options,
+    falling back to the source's connection."""
+    target = dict(dsn=None, login_host=None, login_port=5432, login_user=None, login_password=None,
+                  login_db=p["target_maintenance_db"], login_unix_socket="", ssl_mode=p["target_ssl_mode"] or p["ssl_mode"],
+                  ca_cert=p["target_ca_cert"] or p["ca_cert"], connect_timeout=p["connect_timeout"])
+    if p["target_dsn"]:
+        target["dsn"] = p["target_dsn"]
+        return target
+    try:
+        source = connection_kwargs(p)
+    except ValueError:
+        source = {}
+    target["login_host"] = p["target_host"] or (None if p["target_unix_socket"] else source.get("host"))
+    target["login_unix_socket"] = p["target_unix_socket"] or ""
+    target["login_port"] = p["target_port"] or int(source.get("port") or 5432)
+    target["login_user"] = p["target_user"] or source.get("user") or "postgres"
+    if p["target_password"] is not None:
+        target["login_password"] = p["target_password"]
+    elif not p["target_user"] or p["target_user"] == source.get("user"):
+        target["login_password"] = source.get("password")
+    if not p["target_ssl_mode"] and source.get("sslmode"):
+        target["ssl_mode"] = source["sslmode"]
+    return target
+
+
+class DrillStop(Exception):
+    """Ends the drill at a step with a status (fail: a finding; error: could not decide)."""
+
+    def __init__(self, step, status, summary, **evidence):
+        Exception.__init__(self, summary)
+        self.step = step
+        self.status = status
+        self.summary = summary
+        self.evidence = evidence
+
+
+class DrillInterrupted(BaseException):
+    """SIGTERM/SIGINT: stop now, but still clean up."""
+
+
+def _interrupt(signum, frame):
+    raise DrillInterrupted("signal %d" % signum)
+
+
+def _round(seconds):
+    return None if seconds is None else round(seconds, 3)
+
+
+class Drill(object):
+
+    def __init__(self, module, target):
+        self.module = module
+        self.p = module.params
+        self.target = target
+        self.secrets = secrets_of(self.p) + secrets_of(target)
+        self.max_items = self.p["max_evidence_items"]
+        self.steps = dict((name, None) for name in STEPS)
+        self.current = "dump"
+        self.expected_from = self.p["expected_from"]
+        self.source_db = None
+        self.source_conn = None
+        self.target_conn = None
+        self.holder = None
+        self.children = []
+        self.pools = []
+        self.executor = None
+        self.expected_future = None
+        self.expected = None
+        self.expected_origin = None
+        self.snapshot = None
+        self.scratch_db = None
+        self.scratch_exists = False
+        self.scratch_created = False
+        self.dump_path = None
+        self.temp_dir = None
+        self.partial_path = None
+        self.tool_dump = None
+        self.tool_restore = None
+        self.source_info = {}
+        self.target_info = {}
+        self.changed = False
+        self.written = []
+        self.notes = []
+        self.timings = {"dump_s": None, "restore_s": None, "verify_s": None, "total_s": None, "rto_seconds": self.p["rto_seconds"],
+                        "rto_scope": self.p["rto_scope"]}
+        self.evidence = {
+            "backup_source": self.p["backup_source"],
+            "expected_from": None,
+            "source": describe_target(self.p),
+            "target": describe_target(target).rsplit("/", 1)[0],
+            "scratch_db": None,
+            "dump": {},
+            "restore": {},
+            "checks": [],
+            "timings": self.timings,
+            "cleanup": {},
+            "marker": {"file": self.p["marker_file"], "written": False},
+            "stale_scratch_databases": [],
+            "notes": self.notes,
+        }
+        self.checks = []
+        self.plan = None
+
+    # -- helpers -------------------------------------------------------------------------
+    def redact(self, value):
+        return redact(value, self.secrets)
+
+    def set_step(self, name, status, summary, evidence=None, duration_ms=0.0):
+        self.steps[name] = {"status": status, "summary": self.redact(summary), "evidence": evidence or {},
+                            "duration_ms": duration_ms}
+
+    def _track_child(self, process):
+        self.children.append(process)
+
+    def run_tool(self, args, env):
+        env = dict(env)
+        env.setdefault("PGAPPNAME", APP_NAME)
+        try:
+            rc, out, err = self.module.run_command(args, environ_update=env, expand_user_and_vars=False,
+                                                   handle_exceptions=False, before_communicate_callback=self._track_child)
+        except (OSError, IOError) as exc:
+            return 127, "", "%s cannot be run: %s" % (args[0], exc.strerror or exc)
+        return rc, out, err
+
+    def source_env(self, database=None):
+        return pg_tools.libpq_environment(connection_kwargs(self.p, database))
+
+    def target_env(self):
+        kwargs = connection_kwargs(self.target)
+        kwargs.pop("dbname", None)
+        return pg_tools.libpq_environment(kwargs)
+
+    def open_source(self, snapshot=None):
+        return catalog.prepare_session(connect(self.p, read_only=True), snapshot)
+
+    def open_scratch(self):
+        return catalog.prepare_session(connect(self.target, database=self.scratch_db, read_only=True))
+
+    # -- preflight -----------------------------------------------------------------------
+    def _role_flags(self, conn):
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_user, rolsuper, rolbypassrls, rolcreatedb FROM pg_roles WHERE rolname = current_user")
+            row = cur.fetchone()
+        conn.rollback()
+        return {"role": row[0], "superuser": bool(row[1]), "bypassrls": bool(row[2]), "createdb": bool(row[3])}
+
+    def _server_identity(self, conn):
+        info = {"server_version_num": conn.server_version, "system_identifier": None}
+        with conn.cursor() as cur:
+            try:
+                cur.execute("SELECT system_identifier::text FROM pg_control_system()")
+                info["system_identifier"] = cur.fetchone()[0]
+            except psycopg2.Error:
+                conn.rollback()
+            cur.execute("SELECT host(inet_server_addr()), inet_server_port(), current_database()")
+            row = cur.fetchone()
+            info["address"], info["port"], info["database"] = row[0], row[1], row[2]
+        conn.rollback()
+        return info
+
+    def preflight(self):
+        p = self.p
+        source_kwargs = connection_kwargs(p)
+        self.source_db = source_kwargs.get("dbname") or source_kwargs.get("user")
+        needs_source = p["backup_source"] == "dump" or p["expected_from"] == "source"
+        source_step = "dump" if p["backup_source"] == "dump" else "verify"
+        if needs_source:
+            self.current = source_step
+            try:
+                self.source_conn = connect(p, read_only=True)
+            except PostgresConnectionError as exc:
+                raise DrillStop(source_step, ERROR, "source: %s" % exc)
+            flags = self._role_flags(self.source_conn)
+            self.source_info = self._server_identity(self.source_conn)
+            self.source_info.update(flags)
+            with self.source_conn.cursor() as cur:
+                cur.execute("SELECT pg_database_size(current_database()), pg_encoding_to_char(d.encoding), d.datcollate, "
+                            "d.datctype FROM pg_database d WHERE d.datname = current_database()")
+                size, encoding, collate, ctype = cur.fetchone()
+                provider = "c"
+                if self.source_conn.server_version >= 150000:
+                    cur.execute("SELECT datlocprovider::text FROM pg_database WHERE datname = current_database()")
+                    provider = cur.fetchone()[0]
+            self.source_conn.rollback()
+            self.source_info.update({"size_bytes": int(size), "encoding": encoding, "collate": collate, "ctype": ctype,
+                                     "locale_provider": provider})
+            if not (flags["superuser"] or flags["bypassrls"]):
+                raise DrillStop(source_step, FAIL,
+                                "source role %s is neither superuser nor BYPASSRLS: under forced row-level security pg_dump "
+                                "fails ('%s') and row counts would be filtered; run the drill as the owner/superuser or a "
+                                "BYPASSRLS role" % (flags["role"], RLS_DUMP_ERROR),
+                                role=flags)
+        # The restore server.
+        self.current = "restore"
+        try:
+            self.target_conn = connect(self.target, autocommit=True)
+        except PostgresConnectionError as exc:
+            raise DrillStop("restore", ERROR, "restore target: %s" % exc)
+        tflags = self._role_flags(self.target_conn)
+        self.target_info = self._server_identity(self.target_conn)
+        self.target_info.update(tflags)
+        self.scratch_db = p["scratch_db"] or files.scratch_name(p["scratch_prefix"])
+        self.evidence["scratch_db"] = self.scratch_db
+        self.check_refusals()
+        with self.target_conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.scratch_db,))
+            self.scratch_exists = cur.fetchone() is not None
+            cur.execute("SELECT datname FROM pg_database WHERE datname ~ %s AND datname <> %s ORDER BY 1",
+                        (files.scratch_pattern(p["scratch_prefix"]), self.scratch_db))
+            self.evidence["stale_scratch_databases"] = [row[0] for row in cur.fetchall()][:self.max_items]
+        if self.scratch_exists and not p["replace"]:
+            self.fail_input("scratch_db: database %s already exists on the restore server; choose another name or set "
+                            "replace=true to drop and recreate it" % self.scratch_db)
+        if not (tflags["superuser"] or tflags["createdb"]):
+            raise DrillStop("restore", ERROR, "restore role %s can neither create databases (CREATEDB) nor is it a superuser"
+                            % tflags["role"], role=tflags)
+        if not (tflags["superuser"] or tflags["bypassrls"]):
+            raise DrillStop("restore", ERROR, "restore role %s does not bypass row-level security: the restored row counts "
+                            "could not be verified; use a superuser or a BYPASSRLS role" % tflags["role"], role=tflags)
+        # Client programs.
+        self.find_tools()
+        # An existing dump: present, intact, readable.
+        if p["backup_source"] != "dump":
+            self.current = "dump"
+            self.locate_dump()
+
+    def check_refusals(self):
+        p = self.p
+        name = self.scratch_db
+        if name in PROTECTED_DATABASES or name == p["target_maintenance_db"]:
+            self.fail_input("scratch_db: refusing to restore into %s (a template or the maintenance database)" % name)
+        if name == self.source_db:
+            same = True
+            src = self.source_info.get("system_identifier")
+            tgt = self.target_info.get("system_identifier")
+            if not src and self.source_conn is None:
+                try:
+                    conn = connect(self.p, read_only=True)
+                    try:
+                        src = self._server_identity(conn).get("system_identifier")
+                    finally:
+                        conn.close()
+                except PostgresConnectionError:
+                    src = None
+            if src and tgt and src != tgt:
+                same = False
+            if same:
+                self.fail_input("scratch_db: refusing to restore into %s: it is the source database on the same server "
+                                "(or the servers cannot be told apart)" % name)
+
+    def fail_input(self, msg):
+        self.close_connections()
+        self.module.fail_json(msg=self.redact(msg))
+
+    def find_tools(self):
+        p = self.p
+        run = self.module.run_command
+        dump_min = None
+        if p["backup_source"] == "dump":
+            self.current = "dump"
+            dump_min = pg_tools.version_num_major(self.source_info["server_version_num"])
+            try:
+                self.tool_dump = pg_tools.find_tool(run, "pg_dump", dump_min, bindir=p["bindir"], explicit=p["pg_dump_path"],
+                                                    minimum_reason="the source server")
+            except pg_tools.ToolError as exc:
+                raise DrillStop("dump", ERROR, str(exc))
+            self.evidence["dump"]["pg_dump"] = self.tool_dump.as_evidence()
+        self.current = "restore"
+        target_min = pg_tools.version_num_major(self.target_info["server_version_num"])
+        minimum = max(target_min, self.tool_dump.major if self.tool_dump else 0)
+        reason = "the restore server" if minimum == target_min else "the pg_dump that writes the dump"
+        prefer = [os.path.dirname(self.tool_dump.path)] if self.tool_dump else []
+        bindir = p["bindir"] if not p["pg_restore_path"] else None
+        try:
+            self.tool_restore = pg_tools.find_tool(run, "pg_restore", minimum, bindir=bindir, explicit=p["pg_restore_path"],
+                                                   prefer_dirs=prefer, minimum_reason=reason)
+        except pg_tools.ToolError as exc:
+            raise DrillStop("restore", ERROR, str(exc))
+        self.evidence["restore"]["pg_restore"] = self.tool_restore.as_evidence()
+
+    def locate_dump(self):
+        p = self.p
+        if p["backup_source"] == "latest":
+            path = files.newest_dump(p["backup_dir"], p["dump_pattern"])
+            if path is None:
+                raise DrillStop("dump", FAIL, "no dump matching %s in %s: there is no backup to restore"
+                                % (p["dump_pattern"], p["backup_dir"]))
+        else:
+            path = p["dump_file"]
+            if not os.path.isfile(path):
+                raise DrillStop("dump", FAIL, "dump_file %s does not exist (or is not a file): there is no backup to restore" % path)
+        self.dump_path = path
+        self.evidence["dump"].update({"file": path, "kept": True, "size_bytes": os.path.getsize(path),
+                                      "age_seconds": int(files.file_age_seconds(path))})
+
+    # -- check mode ----------------------------------------------------------------------
+    def build_plan(self):
+        p = self.p
+        plan = {"expected_from": self.resolve_expected_from(planning=True)}
+        if p["backup_source"] == "dump":
+            with self.source_conn.cursor() as cur:
+                catalog_tables = catalog.read_tables(cur, p["schemas"])
+            self.source_conn.rollback()
+            plan["dump"] = {"program": self.tool_dump.as_evidence(), "format": "custom", "source": describe_target(self.p),
+                            "database_size_bytes": self.source_info.get("size_bytes"), "tables": len(catalog_tables),
+                            "snapshot": "exported by the drill, shared with the verification",
+                            "kept_in": p["backup_dir"] if p["keep_dump"] else None}
+        else:
+            plan["dump"] = dict(self.evidence["dump"])
+            plan["dump"]["sha256_sidecar"] = os.path.exists(self.dump_path + files.SHA256_SUFFIX)
+            plan["dump"]["manifest"] = os.path.exists(self.dump_path + files.MANIFEST_SUFFIX)
+        plan["restore"] = {"program": self.tool_restore.as_evidence(), "target": self.evidence["target"],
+                           "scratch_db": self.scratch_db, "generated_name": not p["scratch_db"],
+                           "exists": self.scratch_exists, "replace": p["replace"], "jobs": p["jobs"],
+                           "restore_privileges": p["restore_privileges"], "restore_owner": p["restore_owner"],
+                           "dropped_afterwards": "always" if not p["keep_on_failure"] else "on success"}
+        plan["verify"] = ["revision", "tables", "row_counts", "checksums", "rls_flags", "policies", "app_privileges", "sequences"]
+        plan["writes"] = {"dump": p["backup_dir"] if p["keep_dump"] else None, "marker_file": p["marker_file"]}
+        plan["rto_seconds"] = p["rto_seconds"]
+        return plan
+
+    # -- the dump ------------------------------------------------------------------------
+    def resolve_expected_from(self, planning=False):
+        p = self.p
+        if p["expected_from"] != "auto":
+            return p["expected_from"]
+        if p["backup_source"] == "dump":
+            return "source"
+        if self.dump_path and os.path.exists(self.dump_path + files.MANIFEST_SUFFIX):
+            return "manifest"
+        return "dump"
+
+    def collect_source(self, snapshot):
+        p = self.p
+        return catalog.collect_facts(
+            lambda: self.open_source(snapshot), workers=p["verify_connections"], schemas=p["schemas"],
+            version_schema=p["version_table_schema"], version_table=p["version_table"], app_role=p["app_role"],
+            app_privileges=p["app_privileges"], checksum_max_rows=p["checksum_max_rows"], exclude_tables=p["exclude_tables"],
+            pools=self.pools)
+
+    def take_dump(self):
+        p = self.p
+        watch = Stopwatch()
+        stamp = files.utc_now().strftime("%Y%m%dT%H%M%SZ")
+        name = p["dump_name"] or "%s_%s.dump" % (re.sub(r"[^A-Za-z0-9_.-]", "_", self.source_db), stamp)
+        if p["keep_dump"]:
+            directory = p["backup_dir"]
+        else:
+            self.temp_dir = tempfile.mkdtemp(prefix=".cws-drill-", dir=p["backup_dir"] or None)
+            directory = self.temp_dir
+        final = os.path.join(directory, name)
+        if p["keep_dump"] and os.path.exists(final):
+            raise DrillStop("dump", ERROR, "dump_name: %s already exists in backup_dir; an existing backup is never overwritten" % name)
+        self.partial_path = final + ".partial"
+        # The snapshot: pg_dump and the expected facts see the same data.
+        self.holder = connect(self.p, read_only=True)
+        self.holder.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        try:
+            with self.holder.cursor() as cur:
+                cur.execute("SELECT pg_export_snapshot()")
+                self.snapshot = cur.fetchone()[0]
+        except psycopg2.Error as exc:
+            self.holder.rollback()
+            self.snapshot = None
+            self.notes.append("no exported snapshot (%s): expected facts read right after the dump, exact only on a quiescent "
+                              "source" % (exc.pgerror or str(exc)).strip().splitlines()[0])
+        self.evidence["dump"]["snapshot_consistent"] = bool(self.snapshot)
+        self.executor = ThreadPoolExecutor(max_workers=1)
+        if self.snapshot:
+            self.expected_future = self.executor.submit(self.collect_source, self.snapshot)
+        args = pg_tools.pg_dump_args(self.tool_dump, self.partial_path, snapshot=self.snapshot, compress=p["compress"],
+                                     schemas=p["schemas"])
+        try:
+            env = self.source_env()
+        except ValueError as exc:
+            raise DrillStop("dump", ERROR, "dsn: %s" % exc)
+        rc, out, err = self.run_tool(args, env)
+        stderr = pg_tools.summarize_stderr(err, self.secrets)
+        self.evidence["dump"].update({"rc": rc, "stderr": stderr["stderr"] if rc != 0 else None})
+        if rc != 0:
+            for pool in self.pools:
+                pool.cancel()
+            self.wait_expected(quiet=True)
+            if RLS_DUMP_ERROR in (err or ""):
+                raise DrillStop("dump", FAIL, "pg_dump refused by row-level security ('%s'): dump as a superuser or a "
+                                "BYPASSRLS role" % RLS_DUMP_ERROR, **stderr)
+            first = stderr["error_lines"][0] if stderr["error_lines"] else (stderr["stderr"].strip().splitlines() or [""])[0]
+            raise DrillStop("dump", ERROR, "pg_dump exited %s: %s" % (rc, first), **stderr)
+        os.replace(self.partial_path, final)
+        self.partial_path = None
+        self.dump_path = final
+        if p["keep_dump"]:
+            self.written.append(final)
+            self.changed = True
+        if not self.snapshot:
+            self.expected_future = self.executor.submit(self.collect_source, None)
+        digest = files.sha256_file(final)
+        self.evidence["dump"].update({"file": final, "kept": bool(p["keep_dump"]), "size_bytes": os.path.getsize(final),
+                                      "sha256": digest})
+        self.expected = self.wait_expected()
+        self.expected_origin = "source"
+        self.close_holder()
+        if p["keep_dump"]:
+            files.write_sidecar(final, digest)
+            self.written.append(final + files.SHA256_SUFFIX)
+            files.write_manifest(final, self.manifest(digest, os.path.getsize(final)))
+            self.written.append(final + files.MANIFEST_SUFFIX)
+        self.timings["dump_s"] = _round(watch.elapsed_ms / 1000.0)
+        self.set_step("dump", PASS, "pg_dump -Fc of %s: %d bytes, sha256 %s%s" % (
+            self.source_db, self.evidence["dump"]["size_bytes"], digest[:16],
+            "" if self.snapshot else " (no shared snapshot)"), dict(self.evidence["dump"]), watch.elapsed_ms)
+
+    def manifest(self, digest, size):
+        p = self.p
+        return {
+            "format": files.MANIFEST_FORMAT,
+            "created_utc": files.iso_utc(),
+            "dump_file": os.path.basename(self.dump_path),
+            "sha256": digest,
+            "size_bytes": size,
+            "source": describe_target(self.p),
+            "server_version_num": self.source_info.get("server_version_num"),
+            "pg_dump": self.tool_dump.as_evidence(),
+            "snapshot_consistent": bool(self.snapshot),
+            "options": {"schemas": p["schemas"], "version_table": p["version_table"],
+                        "version_table_schema": p["version_table_schema"], "app_role": p["app_role"],
+                        "app_privileges": p["app_privileges"], "checksum_max_rows": p["checksum_max_rows"],
+                        "exclude_tables": p["exclude_tables"]},
+            "facts": self.expected,
+        }
+
+    def wait_expected(self, quiet=False):
+        future, self.expected_future = self.expected_future, None
+        if future is None:
+            return self.expected
+        try:
+            return future.result()
+        except catalog.FactsError as exc:
+            if quiet:
+                return None
+            raise DrillStop("verify", ERROR, "reading the expected facts from the source failed: %s" % exc)
+        except Exception as exc:  # pylint: disable=broad-except
+            if quiet:
+                return None
+            raise DrillStop("verify", ERROR, "reading the expected facts from the source failed: %s" % exc)
+
+    def close_holder(self):
+        if self.holder is not None:
+            try:
+                self.holder.rollback()
+                self.holder.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+            self.holder = None
+
+    def check_existing_dump(self):
+        """An existing dump: checksum (against the backup's sidecar), archive readable, expectations loaded."""
+        p = self.p
+        watch = Stopwatch()
+        path = self.dump_path
+        digest = files.sha256_file(path)
+        self.evidence["dump"]["sha256"] = digest
+        wanted = p["dump_sha256"].lower() if p["dump_sha256"] else None
+        origin = "dump_sha256"
+        if wanted is None and p["verify_dump_sha256"]:
+            origin = "sidecar %s" % os.path.basename(path + files.SHA256_SUFFIX)
+            try:
+                wanted = files.read_sidecar_sha256(path)
+            except ValueError as exc:
+                raise DrillStop("dump", FAIL, str(exc))
+        self.evidence["dump"]["sha256_expected"] = wanted
+        self.evidence["dump"]["sha256_checked_against"] = origin if wanted else None
+        if wanted and wanted != digest:
+            raise DrillStop("dump", FAIL, "sha256 of %s is %s but the %s says %s: the dump is truncated or altered"
+                            % (os.path.basename(path), digest[:16], origin, wanted[:16]))
+        rc, out, err = self.run_tool(pg_tools.pg_restore_list_args(self.tool_restore, path), {})
+        if rc != 0:
+            stderr = pg_tools.summarize_stderr(err, self.secrets)
+            raise DrillStop("dump", FAIL, "%s is not a readable custom-format archive: %s" % (
+                os.path.basename(path), (stderr["error_lines"] or [stderr["stderr"].strip()])[0]), **stderr)
+        toc = [line for line in out.splitlines() if line and not line.startswith(";")]
+        self.evidence["dump"]["toc_entries"] = len(toc)
+        self.evidence["dump"]["toc_table_data"] = len([line for line in toc if " TABLE DATA " in line])
+        self.load_expectations_for_file(digest)
+        self.timings["dump_s"] = _round(watch.elapsed_ms / 1000.0)
+        summary = "%s: %d bytes, %s, %d archive entries" % (
+            os.path.basename(path), self.evidence["dump"]["size_bytes"],
+            ("sha256 matches the %s" % origin) if wanted else "no sha256 to check against", len(toc))
+        self.set_step("dump", PASS, summary, dict(self.evidence["dump"]), watch.elapsed_ms)
+
+    def load_expectations_for_file(self, digest):
+        p = self.p
+        mode = self.resolve_expected_from()
+        self.expected_from = mode
+        if mode == "manifest":
+            try:
+                manifest = files.read_manifest(self.dump_path)
+            except ValueError as exc:
+                raise DrillStop("verify", ERROR, str(exc))
+            if manifest is None:
+                raise DrillStop("verify", ERROR, "expected_from=manifest but there is no %s next to the dump"
+                                % os.path.basename(self.dump_path + files.MANIFEST_SUFFIX))
+            if manifest.get("sha256") != digest:
+                raise DrillStop("dump", FAIL, "the manifest describes a dump with sha256 %s, this dump has %s: the dump was "
+                                "altered after the drill that wrote the manifest" % (str(manifest.get("sha256"))[:16], digest[:16]))
+            self.expected = manifest["facts"]
+            self.expected_origin = "manifest"
+            self.evidence["dump"]["manifest"] = {"created_utc": manifest.get("created_utc"), "source": manifest.get("source"),
+                                                 "snapshot_consistent": manifest.get("snapshot_consistent")}
+        elif mode == "dump":
+            rc, out, err = self.run_tool(pg_tools.pg_restore_script_args(self.tool_restore, self.dump_path, schema_only=True), {})
+            if rc != 0:
+                stderr = pg_tools.summarize_stderr(err, self.secrets)
+                raise DrillStop("dump", FAIL, "the dump's schema cannot be read: %s" % (stderr["error_lines"] or [""])[0], **stderr)
+            facts = catalog.facts_from_schema_script(out, p["schemas"], p["app_role"], p["app_privileges"])
+            keys = set((t["schema"], t["name"]) for t in facts["tables"])
+            version_key = (p["version_table_schema"], p["version_table"])
+            revision = {"table": catalog.table_key(*version_key), "present": version_key in keys, "versions": []}
+            if revision["present"]:
+                rc, out, err = self.run_tool(pg_tools.pg_restore_script_args(self.tool_restore, self.dump_path,
+                                                                             data_table=version_key), {})
+                if rc != 0:
+                    stderr = pg_tools.summarize_stderr(err, self.secrets)
+                    raise DrillStop("dump", FAIL, "the dump's version table cannot be read: %s" % (stderr["error_lines"] or [""])[0],
+                                    **stderr)
+                revision["versions"] = catalog.revision_from_data_script(out, *version_key)["versions"]
+            facts["revision"] = revision
+            self.expected = facts
+            self.expected_origin = "dump"
+            self.notes.append("expectations read from the dump itself: row counts and checksums are not compared")
+        else:
+            self.executor = ThreadPoolExecutor(max_workers=1)
+            self.expected_future = self.executor.submit(self.collect_source, None)
+            self.expected_origin = "source"
+            self.notes.append("expectations read from the live source: exact only when the source did not change since the dump")
+
+    # -- the restore ---------------------------------------------------------------------
+    def create_scratch(self):
+        p = self.p
+        cur = self.target_conn.cursor()
+        try:
+            if self.scratch_exists and p["replace"]:
+                cur.execute(pgsql.SQL("DROP DATABASE {0}").format(pgsql.Identifier(self.scratch_db)))
+                self.notes.append("existing database %s dropped (replace=true)" % self.scratch_db)
+            create = pgsql.SQL("CREATE DATABASE {0} TEMPLATE template0").format(pgsql.Identifier(self.scratch_db))
+            locale = None
+            if self.source_info.get("encoding") and self.source_info.get("locale_provider") == "c":
+                locale = pgsql.SQL(" ENCODING {0} LC_COLLATE {1} LC_CTYPE {2}").format(
+                    pgsql.Literal(self.source_info["encoding"]), pgsql.Literal(self.source_info["collate"]),
+                    pgsql.Literal(self.source_info["ctype"]))
+            try:
+                cur.execute(create + locale if locale is not None else create)
+            except psycopg2.Error as exc:
+                if locale is None or exc.pgcode in ("42P04", "42501"):
+                    raise
+                self.notes.append("the source's encoding/locale is not available on the restore server (%s); created "
+                                  "with the server's defaults" % (exc.pgerror or str(exc)).strip().splitlines()[0])
+                cur.execute(create)
+            self.scratch_created = True
+        except psycopg2.Error as exc:
+            raise DrillStop("restore", ERROR, "cannot create scratch database %s: %s" % (
+                self.scratch_db, (exc.pgerror or str(exc)).strip().splitlines()[0]))
+        finally:
+            cur.close()
+
+    def restore(self):
+        p = self.p
+        self.current = "restore"
+        watch = Stopwatch()
+        self.create_scratch()
+        args = pg_tools.pg_restore_args(self.tool_restore, self.dump_path, self.scratch_db, jobs=p["jobs"],
+                                        privileges=p["restore_privileges"], owner=p["restore_owner"])
+        try:
+            env = self.target_env()
+        except ValueError as exc:
+            raise DrillStop("restore", ERROR, "target_dsn: %s" % exc)
+        rc, out, err = self.run_tool(args, env)
+        elapsed = watch.elapsed_ms
+        self.timings["restore_s"] = _round(elapsed / 1000.0)
+        stderr = pg_tools.summarize_stderr(err, self.secrets, max_errors=self.max_items)
+        info = self.evidence["restore"]
+        info.update({"jobs": p["jobs"], "restore_privileges": p["restore_privileges"], "restore_owner": p["restore_owner"],
+                     "rc": rc, "stderr": stderr["stderr"], "stderr_truncated": stderr["stderr_truncated"],
+                     "error_lines": stderr["error_lines"], "error_count": stderr["error_count"]})
+        if rc != 0:
+            real_errors = [line for line in stderr["error_lines"] if "errors ignored on restore" not in line]
+            ignored = [line for line in real_errors if any(re.search(pat, line) for pat in p["ignore_restore_errors"])]
+            remaining = [line for line in real_errors if line not in ignored]
+            info["ignored_errors"] = ignored
+            if pg_tools.is_connection_failure(err):
+                raise DrillStop("restore", ERROR, "pg_restore could not connect to the restore server: %s"
+                                % (remaining or real_errors or [stderr["stderr"].strip()])[0], **info)
+            if remaining or not ignored:
+                raise DrillStop("restore", FAIL, "pg_restore exited %s with %d error(s); first: %s" % (
+                    rc, len(remaining), (remaining or [stderr["stderr"].strip()])[0]), **dict(info))
+            self.notes.append("pg_restore reported %d error(s), all matching ignore_restore_errors" % len(ignored))
+        self.set_step("restore", PASS, "restored into %s with %d job(s) in %.1f s%s" % (
+            self.scratch_db, p["jobs"], elapsed / 1000.0, "" if p["restore_privileges"] else " (without privileges)"),
+            dict(info), elapsed)
+
+    # -- verification --------------------------------------------------------------------
+    def verify(self):
+        p = self.p
+        self.current = "verify"
+        watch = Stopwatch()
+        expected = self.wait_expected()
+        if expected is None:
+            raise DrillStop("verify", ERROR, "no expected facts to verify against")
+        self.expected = expected
+        self.evidence["expected_from"] = self.expected_origin
+        wanted = [catalog.table_key(t["schema"], t["name"]) for t in expected.get("tables") or [] if t.get("checksum")]
+        try:
+            actual = catalog.collect_facts(
+                self.open_scratch, workers=p["verify_connections"], schemas=p["schemas"],
+                version_schema=p["version_table_schema"], version_table=p["version_table"], app_role=p["app_role"],
+                app_privileges=p["app_privileges"], count_rows_too=True, checksum_tables=wanted,
+                exclude_tables=p["exclude_tables"], with_sequences=True,
+                probe_privileges=expected.get("privileges") if p["app_role"] else None, pools=self.pools)
+        except catalog.FactsError as exc:
+            raise DrillStop("verify", ERROR, "reading the restored database failed: %s" % exc)
+        except PostgresConnectionError as exc:
+            raise DrillStop("verify", ERROR, "restored database: %s" % exc)
+        items = self.max_items
+        self.checks = [
+            checks.check_revision(expected.get("revision"), actual.get("revision"), p["expected_revision"]),
+            checks.check_tables(expected, actual, items),
+            checks.check_row_counts(expected, actual, p["exclude_tables"], items),
+            checks.check_checksums(expected, actual, p["checksum_max_rows"], items),
+            checks.check_rls_flags(expected, actual, items),
+            checks.check_policies(expected, actual, items),
+            checks.check_privileges(expected.get("privileges"), actual.get("privileges"), actual.get("probe"), p["app_role"],
+                                    p["restore_privileges"], items),
+            checks.check_sequences(actual.get("sequences"), items),
+        ]
+        self.evidence["checks"] = self.checks
+        elapsed = watch.elapsed_ms
+        self.timings["verify_s"] = _round(elapsed / 1000.0)
+        status = checks.overall(self.checks)
+        bad = [c for c in self.checks if c["status"] in (FAIL, ERROR)]
+        if bad:
+            summary = "; ".join("%s: %s" % (c["name"], c["summary"]) for c in bad)
+        else:
+            done = [c["name"] for c in self.checks if c["status"] == PASS]
+            summary = "%d verification(s) passed (%s)" % (len(done), ", ".join(done))
+        self.set_step("verify", status if status != SKIPPED else ERROR, summary,
+                      {"checks": [dict((k, c[k]) for k in ("name", "status", "summary")) for c in self.checks],
+                       "expected_from": self.expected_origin}, elapsed)
+
+    def check_rto(self, total_watch):
+        p = self.p
+        total = total_watch.elapsed_ms / 1000.0
+        self.timings["total_s"] = _round(total)
+        measured = total if p["rto_scope"] == "total" else (self.timings["restore_s"] or 0.0)
+        evidence = {"measured_s": _round(measured), "scope": p["rto_scope"], "rto_seconds": p["rto_seconds"],
+                    "dump_s": self.timings["dump_s"], "restore_s": self.timings["restore_s"], "verify_s": self.timings["verify_s"]}
+        if p["rto_seconds"] is None:
+            self.set_step("rto", SKIPPED, "no rto_seconds given; measured %.1f s (%s)" % (measured, p["rto_scope"]), evidence)
+        elif measured <= p["rto_seconds"]:
+            self.set_step("rto", PASS, "%.1f s (%s) within the RTO of %s s" % (measured, p["rto_scope"], p["rto_seconds"]), evidence)
+        else:
+            self.set_step("rto", FAIL, "%.1f s (%s) exceeds the RTO of %s s" % (measured, p["rto_scope"], p["rto_seconds"]), evidence)
+
+    # -- cleanup -------------------------------------------------------------------------
+    def close_connections(self):
+        for pool in self.pools:
+            pool.cancel()
+        self.close_holder()
+        for attr in ("source_conn",):
+            conn = getattr(self, attr)
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # pylint: disable=broad-except
+                    pass
+                setattr(self, attr, None)
+
+    def stop_children(self):
+        for process in self.children:
+            try:
+                if process.poll() is None:
+                    process.terminate()
+                    try:
+                        process.wait(timeout=10)
+                    except Exception:  # pylint: disable=broad-except
+                        process.kill()
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+    def drop_scratch(self, failed):
+        info = self.evidence["cleanup"]
+        info["scratch_db"] = self.scratch_db
+        if not self.scratch_created:
+            info["scratch_dropped"] = None
+            info["scratch_created"] = False
+            return True
+        info["scratch_created"] = True
+        if failed and self.p["keep_on_failure"]:
+            info["scratch_dropped"] = False
+            info["kept_on_failure"] = True
+            self.notes.append("scratch database %s kept for inspection (keep_on_failure); drop it when done" % self.scratch_db)
+            return True
+        try:
+            if self.target_conn is None or self.target_conn.closed:
+                self.target_conn = connect(self.target, autocommit=True)
+            with self.target_conn.cursor() as cur:
+                force = pgsql.SQL(" WITH (FORCE)") if self.target_conn.server_version >= 130000 else pgsql.SQL("")
+                cur.execute(pgsql.SQL("DROP DATABASE IF EXISTS {0}").format(pgsql.Identifier(self.scratch_db)) + force)
+            info["scratch_dropped"] = True
+            return True
+        except (psycopg2.Error, PostgresConnectionError) as exc:
+            info["scratch_dropped"] = False
+            info["drop_error"] = self.redact((getattr(exc, "pgerror", None) or str(exc)).strip().splitlines()[0])
+            return False
+
+    def cleanup(self, failed):
+        self.stop_children()
+        self.close_connections()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+        dropped = self.drop_scratch(failed)
+        removed = files.remove_quietly(self.partial_path)
+        if self.temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.evidence["cleanup"]["temporary_dump_removed"] = not os.path.exists(self.temp_dir)
+            if self.p["backup_source"] == "dump":
+                self.evidence["dump"]["kept"] = False
+        if removed:
+            self.evidence["cleanup"]["partial_dump_removed"] = True
+        if self.target_conn is not None:
+            try:
+                self.target_conn.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+            self.target_conn = None
+        return dropped
+
+    # -- the whole drill -----------------------------------------------------------------
+    def run(self):
+        total = Stopwatch()
+        previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, _interrupt)
+        cleanup_ok = True
+        try:
+            try:
+                self.preflight()
+                if self.module.check_mode:
+                    self.plan = self.redact(self.build_plan())
+                else:
+                    if self.p["backup_source"] == "dump":
+                        self.current = "dump"
+                        self.take_dump()
+                    else:
+                        self.current = "dump"
+                        self.check_existing_dump()
+                    self.restore()
+                    self.verify()
+                    self.check_rto(total)
+            except DrillStop as stop:
+                self.set_step(stop.step, stop.status, stop.summary, self.redact(stop.evidence))
+            except DrillInterrupted as exc:
+                self.set_step(self.current, ERROR, "interrupted (%s) during %s; cleaned up" % (exc, self.current))
+            except Exception as exc:  # pylint: disable=broad-except
+                detail = self.redact("%s: %s" % (exc.__class__.__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""))
+                self.set_step(self.current, ERROR, "unexpected failure during %s: %s" % (self.current, detail),
+                              {"traceback_tail": self.redact(traceback.format_exc().strip().splitlines()[-3:])})
+            failed = self.module.check_mode or any(s and s["status"] in (FAIL, ERROR) for s in self.steps.values())
+            try:
+                cleanup_ok = self.cleanup(failed and not self.module.check_mode)
+            except DrillInterrupted:
+                cleanup_ok = self.cleanup(True)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if self.timings["total_s"] is None and not self.module.check_mode:
+            self.timings["total_s"] = _round(total.elapsed_ms / 1000.0)
+        return self.finish(total, cleanup_ok)
+
+    def finish(self, total, cleanup_ok):
+        p = self.p
+        statuses = [s["status"] for s in self.steps.values() if s]
+        if self.module.check_mode:
+            status = worst_status([s for s in statuses if s in (FAIL, ERROR)]) if any(s in (FAIL, ERROR) for s in statuses) else SKIPPED
+        else:
+            decided = [s for s in statuses if s != SKIPPED]
+            status = worst_status(decided) if decided else ERROR
+            if not all(self.steps[name] for name in ("dump", "restore", "verify")) and status == PASS:
+                status = ERROR
+        if not cleanup_ok:
+            status = ERROR
+            self.notes.append("the scratch database %s could not be dropped: %s" % (
+                self.scratch_db, self.evidence["cleanup"].get("drop_error")))
+        if status == PASS and p["marker_file"]:
+            try:
+                stamp = files.write_marker(p["marker_file"])
+                self.evidence["marker"].update({"written": True, "timestamp": stamp})
+                self.written.append(p["marker_file"])
+                self.changed = True
+            except (OSError, IOError) as exc:
+                status = ERROR
+                self.evidence["marker"]["error"] = "cannot write %s: %s" % (p["marker_file"], exc.strerror or exc)
+        if self.written:
+            self.changed = True
+        self.evidence["expected_from"] = self.expected_origin or self.evidence["expected_from"]
+        self.evidence["files_written"] = self.written
+        summary = self.summary(status, cleanup_ok)
+        evidence = self.redact(self.evidence)
+        records = [make_record(CRITERION, status, summary, evidence, blocking=p["blocking"], duration_ms=total.elapsed_ms,
+                               name=CRITERION)]
+        for name in STEPS:
+            step = self.steps[name]
+            if step is None:
+                reason = "check mode: planned, not run" if self.module.check_mode else "not reached"
+                step = {"status": SKIPPED, "summary": reason, "evidence": {}, "duration_ms": 0.0}
+            records.append(make_record(CRITERION, step["status"], step["summary"], self.redact(step["evidence"]),
+                                       blocking=False, duration_ms=step["duration_ms"], name=name))
+        extra = {"drill": evidence}
+        if self.module.check_mode:
+            extra["plan"] = self.plan
+        exit_with_records(self.module, records, changed=self.changed, **extra)
+
+    def summary(self, status, cleanup_ok):
+        if self.module.check_mode and status == SKIPPED:
+            return "check mode: would %s and restore into %s on %s; nothing created" % (
+                "dump %s" % self.source_db if self.p["backup_source"] == "dump" else "take %s" % self.dump_path,
+                self.scratch_db, self.evidence["target"])
+        cleanup = self.evidence["cleanup"]
+        tail = ""
+        if cleanup.get("scratch_dropped"):
+            tail = "; scratch database dropped"
+        elif cleanup.get("kept_on_failure"):
+            tail = "; scratch database %s kept (keep_on_failure)" % self.scratch_db
+        elif not cleanup_ok:
+            tail = "; scratch database %s could NOT be dropped" % self.scratch_db
+        if status == PASS:
+            tables = len((self.expected or {}).get("tables") or [])
+            passed = len([c for c in self.checks if c["status"] == PASS])
+            return "backup drill passed: %d tables, %d verification(s), restored in %.1f s (total %.1f s%s)%s" % (
+                tables, passed, self.timings["restore_s"] or 0.0, self.timings["total_s"] or 0.0,
+                ", RTO %s s" % self.p["rto_seconds"] if self.p["rto_seconds"] else "", tail)
+        bad = ["%s: %s" % (name, self.steps[name]["summary"]) for name in STEPS
+               if self.steps[name] and self.steps[name]["status"] in (FAIL, ERROR)]
+        if not bad and self.evidence["marker"].get("error"):
+            bad = ["marker: %s" % self.evidence["marker"]["error"]]
+        word = "failed" if status == FAIL else "could not complete"
+        return "backup drill %s: %s%s" % (word, " | ".join(bad) or "cleanup failed", tail)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=mutually_exclusive(),
+                           required_if=REQUIRED_IF, supports_check_mode=True)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    if ThreadPoolExecutor is None:
+        module.fail_json(msg="concurrent.futures is required (Python 3)")
+    target = validate(module)
+    Drill(module, target).run()
+
+
+if __name__ == "__main__":
+    main()
