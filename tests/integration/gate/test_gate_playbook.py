@@ -1,0 +1,195 @@
+"""The gate in a real ansible-playbook run: GO, NO-GO, inconclusive, waivers, check mode, the stats AWX
+sees, and real check modules on several hosts feeding it."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CANARY = "CANARY-playbook-91ac44"
+
+
+def record(criterion, status, summary=None, host=None, blocking=True, evidence=None):
+    rec = {"criterion": criterion, "name": criterion, "status": status, "blocking": blocking,
+           "summary": summary or "%s %s" % (criterion, status), "evidence": evidence or {}, "duration_ms": 12.5}
+    if host:
+        rec["host"] = host
+    return rec
+
+
+def gate_task(**options):
+    args = {"records": "{{ records }}", "artifacts_dir": "{{ artifacts }}", "release": "v2026.11.1"}
+    args.update(options)
+    return {"name": "Decide", "cleanwithsnapshot.release.gate": args, "register": "gonogo"}
+
+
+PASSING = [record("health.liveness", "pass", "GET /healthz 200"), record("health.readiness", "pass", "GET /readyz 200"),
+           record("rls.isolation", "pass", "org A rows invisible under org B")]
+
+
+def test_go_passes_the_play_writes_reports_and_publishes_stats(run_playbook):
+    run = run_playbook([gate_task()], {"records": PASSING})
+    assert run.rc == 0, run.output
+    assert run.custom_stats["gonogo_verdict"] == "GO"
+    assert run.custom_stats["gonogo_failing"] == []
+    assert run.custom_stats["gonogo_report"]["json"] == str(run.artifacts / "gonogo.json")
+    assert "CUSTOM STATS" in run.stdout and '"gonogo_verdict": "GO"' in run.stdout
+    report = run.report()
+    assert report["verdict"] == "GO" and report["release"] == "v2026.11.1" and report["mode"] == "normal"
+    assert (run.artifacts / "gonogo.md").read_text().startswith("# Release gate: GO")
+    suite = ET.parse(str(run.artifacts / "junit.xml")).getroot().find("testsuite")
+    assert suite.get("tests") == "3" and suite.get("failures") == "0"
+    assert run.stats["hosts"]["localhost"]["failures"] == 0
+
+
+def test_nogo_fails_the_play_naming_each_criterion_and_writes_reports(run_playbook):
+    records = PASSING + [record("jobs.status", "fail", "outbox-delivery: 7 consecutive failures", host="app1"),
+                         record("migrations.at_head", "error", "version table missing")]
+    run = run_playbook([gate_task()], {"records": records})
+    assert run.rc == 2, run.output
+    assert "FAILED jobs.status: app1: outbox-delivery: 7 consecutive failures" in run.stdout
+    assert "INCONCLUSIVE migrations.at_head: version table missing" in run.stdout
+    assert "NO-GO for release v2026.11.1: 1 blocking criterion failed: jobs.status" in run.stdout
+    report = run.report()
+    assert report["verdict"] == "NO-GO"
+    assert report["failing"] == ["jobs.status"] and report["inconclusive"] == ["migrations.at_head"]
+    root = ET.parse(str(run.artifacts / "junit.xml")).getroot()
+    assert root.get("failures") == "1" and root.get("errors") == "1"
+    # ansible-core keeps custom stats of successful tasks only: a failed gate publishes none.
+    assert run.custom_stats == {}
+
+
+def test_nogo_reaches_awx_stats_when_the_play_fails_in_a_next_task(run_playbook):
+    records = PASSING + [record("backup.freshness", "fail", "marker 4 days old")]
+    tasks = [gate_task(fail_on_nogo=False),
+             {"name": "Stop on anything but GO", "ansible.builtin.fail": {"msg": "{{ gonogo.msg }}"},
+              "when": "gonogo.verdict != 'GO'"}]
+    run = run_playbook(tasks, {"records": records})
+    assert run.rc == 2
+    assert "FAILED backup.freshness: marker 4 days old" in run.stdout
+    assert run.custom_stats["gonogo_verdict"] == "NO-GO"
+    assert run.custom_stats["gonogo_failing"] == ["backup.freshness"]
+
+
+def test_missing_required_criterion_is_inconclusive(run_playbook):
+    run = run_playbook([gate_task(required_criteria=["backup.drill", "rls.isolation"])], {"records": PASSING})
+    assert run.rc == 2
+    assert "NO-GO-INCONCLUSIVE" in run.stdout
+    assert "INCONCLUSIVE backup.drill: required, but no check reported it" in run.stdout
+    report = run.report()
+    assert report["verdict"] == "NO-GO-INCONCLUSIVE" and report["inconclusive"] == ["backup.drill"]
+
+
+@pytest.mark.parametrize("expires, verdict, rc", [("2999-12-31", "GO", 0), ("2000-01-01", "NO-GO", 2)])
+def test_waiver_valid_and_expired(run_playbook, expires, verdict, rc):
+    records = PASSING + [record("backup.freshness", "fail", "marker 4 days old", host="app1")]
+    waivers = [{"criterion": "backup.freshness", "reason": "backup host migration", "expires": expires,
+                "host": "app1", "ticket": "CHG-42"}]
+    run = run_playbook([gate_task(waivers="{{ waivers }}")], {"records": records, "waivers": waivers})
+    assert run.rc == rc, run.output
+    report = run.report()
+    assert report["verdict"] == verdict
+    if verdict == "GO":
+        assert report["waived"] == ["backup.freshness"]
+        assert report["waivers"]["applied"][0]["covers"] == ["backup.freshness@app1"]
+        assert "CHG-42" in (run.artifacts / "gonogo.md").read_text()
+    else:
+        assert report["waivers"]["expired"][0]["expires"] == "2000-01-01"
+        assert "expired on 2000-01-01: ignored" in (run.artifacts / "gonogo.md").read_text()
+
+
+def test_malformed_waiver_fails_with_the_field_named(run_playbook):
+    waivers = [{"criterion": "backup.freshness", "expires": "2999-12-31"}]
+    run = run_playbook([gate_task(waivers="{{ waivers }}", fail_on_nogo=False)], {"records": PASSING, "waivers": waivers})
+    assert run.rc == 2
+    assert "waivers[0].reason: missing" in run.stdout
+    assert run.report()["verdict"] == "NO-GO-INCONCLUSIVE"
+
+
+def test_check_mode_writes_reports_and_never_says_go_unverified(run_playbook):
+    records = PASSING + [record("smoke.lead", "skipped", "check mode: POST /v1/leads planned, not sent",
+                                evidence={"check_mode": True})]
+    run = run_playbook([gate_task(required_criteria=["smoke.lead"])], {"records": records}, check=True)
+    assert run.rc == 2
+    report = run.report()
+    assert report["mode"] == "check"
+    assert report["verdict"] == "NO-GO-INCONCLUSIVE"
+    assert "(check mode)" in run.stdout
+    run_ok = run_playbook([gate_task()], {"records": PASSING}, check=True)
+    assert run_ok.rc == 0 and run_ok.report()["mode"] == "check" and run_ok.custom_stats["gonogo_report"]["mode"] == "check"
+
+
+def test_real_config_audit_on_two_hosts_feeds_the_gate(run_playbook, tmp_path):
+    good = "\n".join([
+        "APP_ENV=prod", "STRICT_CORS=true", "CORS_ORIGINS=https://panidobro.com",
+        "AUTH_SECRET_KEY=%s-auth-secret-long-enough" % CANARY, "CLIENT_PORTAL_SECRET=%s-client-portal-long" % CANARY,
+        "WORKER_PORTAL_SECRET=%s-worker-portal-long" % CANARY, "ADMIN_PROXY_AUTH_SECRET=%s-proxy-auth-long" % CANARY,
+        "ADMIN_BASIC_USERNAME=ops", "ADMIN_BASIC_PASSWORD=%s-pw" % CANARY, "METRICS_TOKEN=%s-metrics" % CANARY,
+        "ADMIN_MFA_REQUIRED=true", ""])
+    (tmp_path / "app1.env").write_text(good)
+    (tmp_path / "app2.env").write_text(good.replace("AUTH_SECRET_KEY=%s-auth-secret-long-enough" % CANARY,
+                                                    "AUTH_SECRET_KEY=%s" % CANARY[:10]))
+    tasks = [
+        {"name": "Audit the env file", "cleanwithsnapshot.release.config_audit": {
+            "path": "{{ env_dir }}/{{ inventory_hostname }}.env",
+            "criteria": ["config.prod_mode", "config.secrets", "config.basic_auth", "config.metrics_token",
+                         "config.admin_flags"]},
+         "register": "config_result"},
+        {"name": "Decide for all hosts", "run_once": True, "cleanwithsnapshot.release.gate": {
+            "results": "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, 'config_result'))) }}",
+            "required_criteria": ["config.secrets", "config.env_present"],
+            "artifacts_dir": "{{ artifacts }}", "release": "multi-host", "redact_values": ["%s" % CANARY]}},
+    ]
+    run = run_playbook(tasks, {"env_dir": str(tmp_path)}, inventory="app1,app2,", verbosity=3)
+    assert run.rc == 2, run.output
+    assert "FAILED config.secrets: app2: 1 of 4 rules failed: AUTH_SECRET_KEY shorter than 32" in run.stdout
+    report = run.report()
+    assert report["verdict"] == "NO-GO" and report["counts"]["hosts"] == 2
+    secrets = [c for c in report["criteria"] if c["criterion"] == "config.secrets"][0]
+    assert [(r["host"], r["status"]) for r in secrets["records"]] == [("app1", "pass"), ("app2", "fail")]
+    assert CANARY not in run.output and CANARY[:10] not in run.output
+    for name in ("gonogo.json", "gonogo.md", "junit.xml"):
+        assert CANARY[:10] not in (run.artifacts / name).read_text()
+
+
+def test_canaries_in_records_never_reach_output_or_artifacts(run_playbook):
+    leaky = record("auth.roles", "fail", "viewer accepted with password %s" % CANARY, host="app1",
+                   evidence={"request": {"headers": {"Authorization": "Basic %s" % CANARY}},
+                             "password": CANARY, "body": "echo %s" % CANARY})
+    run = run_playbook([gate_task(redact_values="{{ secrets_to_mask }}")],
+                       {"records": PASSING + [leaky], "secrets_to_mask": [CANARY]}, verbosity=4)
+    assert run.rc == 2
+    assert "FAILED auth.roles: app1: viewer accepted with password ********" in run.stdout
+    assert CANARY not in run.output
+    for name in ("gonogo.json", "gonogo.md", "junit.xml"):
+        assert CANARY not in (run.artifacts / name).read_text()
+
+
+def test_bad_option_fails_the_task_clearly(run_playbook):
+    run = run_playbook([gate_task(fail_on_nogo="sometimes")], {"records": PASSING})
+    assert run.rc == 2
+    assert "fail_on_nogo" in run.stdout
+    assert not (run.artifacts / "gonogo.json").exists()
+
+
+def test_records_from_a_registered_loop_and_a_skipped_task(run_playbook):
+    tasks = [
+        {"name": "A check task that did not run", "ansible.builtin.debug": {"msg": "never"}, "when": False,
+         "register": "skipped_check"},
+        {"name": "Checks in a loop", "ansible.builtin.set_fact": {"ignored": "{{ item }}"},
+         "loop": [1], "register": "looped"},
+        {"name": "Decide", "cleanwithsnapshot.release.gate": {
+            "records": "{{ records }}",
+            "results": ["{{ skipped_check }}", {"results": [{"records": "{{ records[:1] }}", "item": 1}]}],
+            "artifacts_dir": "{{ artifacts }}"}, "register": "gonogo"},
+        {"name": "Show", "ansible.builtin.debug": {"var": "gonogo.counts"}},
+    ]
+    run = run_playbook(tasks, {"records": PASSING})
+    assert run.rc == 0, run.output
+    report = run.report()
+    assert report["counts"]["records"]["total"] == 4
+    assert any("skipped task" in note for note in report["notes"])
+    assert json.loads(json.dumps(report))["verdict"] == "GO"
