@@ -196,9 +196,9 @@ def find_tool(run_command, name, minimum_major=None, bindir=None, explicit=None,
             acceptable.append((major, order, tool))
     if not acceptable:
         oldest = ", ".join("%s %s (%s)" % (t.name, t.version, t.path) for t in too_old)
+        wanted = major_label(minimum_major)
         raise ToolError("%s is older than %s (PostgreSQL %s): found %s; install a client of major version %s or newer "
-                        "and point bindir (or %s_path) at it" % (name, minimum_reason, major_label(minimum_major), oldest,
-                                                                  major_label(minimum_major), name))
+                        "and point bindir (or %s_path) at it" % (name, minimum_reason, wanted, oldest, wanted, name))
     acceptable.sort(key=lambda item: (item[0], item[1]))
     return acceptable[0][2]
 

@@ -20,22 +20,22 @@ description:
     checksums of tables up to O(checksum_max_rows) rows, RLS flags (C(relrowsecurity),
     C(relforcerowsecurity)), the RLS policies (names, tables and definitions), the privileges of the
     application role O(app_role) (catalog grants and, as that role, C(EXPLAIN) of each statement it could
-    run in the source), and sequences not behind their tables (C(last_value >= max(column)))."
+    run in the source), and sequences not behind their tables (the last value at or above the maximum of the column they feed)."
   - When the module dumps the source itself, the dump runs in a snapshot exported by the module and
     the expected facts are read from the source in that same snapshot, so the comparison is exact even
     while the service keeps writing.
   - "The source is never written: every connection to it is read-only. The source role must be a
     superuser or have BYPASSRLS: under forced RLS any other role makes C(pg_dump) fail with
     C(query would be affected by row-level security policy), so the module refuses before dumping."
-  - Returns the result records of criterion C(backup.drill): one overall record (blocking, per
+  - "Returns the result records of criterion C(backup.drill): one overall record (blocking, per
     O(blocking)) with every verification's expected and actual values in its evidence, and one
     advisory record per step (names C(dump), C(restore), C(verify), C(rto)). A failing drill is
     data (C(status=fail)), not a failed task; a step that could not run is C(error). Only bad input
-    (and a scratch database that would be the source or already exists) fails the task.
+    (and a scratch database that would be the source or already exists) fails the task."
   - In check mode the connections, the role checks and the client programs are checked for real and a
     plan is returned; nothing is dumped, created or written.
 author:
-  - CleanWithSnapshot release engineering
+  - CleanWithSnapshot release engineering (!UNKNOWN)
 extends_documentation_fragment:
   - cleanwithsnapshot.release.postgres
 options:
@@ -685,10 +685,11 @@ class Drill(object):
         self.children.append(process)
 
     def run_tool(self, args, env):
+        """Run a client program (argument list, libpq environment merged); files it creates are private (umask 077)."""
         env = dict(env)
         env.setdefault("PGAPPNAME", APP_NAME)
         try:
-            rc, out, err = self.module.run_command(args, environ_update=env, expand_user_and_vars=False,
+            rc, out, err = self.module.run_command(args, environ_update=env, expand_user_and_vars=False, umask=0o077,
                                                    handle_exceptions=False, before_communicate_callback=self._track_child)
         except (OSError, IOError) as exc:
             return 127, "", "%s cannot be run: %s" % (args[0], exc.strerror or exc)
