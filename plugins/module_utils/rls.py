@@ -34,6 +34,15 @@ class ProbeBuildError(Exception):
     """A probe row cannot be built from the catalog alone (the message says what to give)."""
 
 
+class ParentRowError(Exception):
+    """A foreign-key parent row for a probe could not be inserted (its own table refused it)."""
+
+    def __init__(self, table, error):
+        Exception.__init__(self, "the probe's parent row in %s could not be inserted (%s)" % (table, error_text(error)))
+        self.table = table
+        self.error = error
+
+
 # ----------------------------------------------------------------------------- input validation
 
 def identifier_problem(name):
@@ -396,6 +405,11 @@ def is_rls_refusal(exc, has_privilege=True):
 
 
 def error_text(exc):
+    """The server's primary message (no ``ERROR:`` prefix, no SQL echoed), or the first line of the text."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        return primary.strip()
     message = (getattr(exc, "pgerror", None) or str(exc) or exc.__class__.__name__).strip()
     return message.splitlines()[0] if message else exc.__class__.__name__
 
@@ -506,7 +520,10 @@ class Prober:
 
     def _insert_parent(self, oid, org, ref_columns, depth, trail, parents):
         values = self._row_values(oid, org, None, depth, trail, parents)
-        self._run(self._insert_sql(oid, values, [pgsql.Identifier(name) for name in ref_columns]))
+        try:
+            self._run(self._insert_sql(oid, values, [pgsql.Identifier(name) for name in ref_columns]))
+        except psycopg2.Error as exc:
+            raise ParentRowError(self.structure[oid]["name"], exc)
         row = self.cursor.fetchone()
         parents.append(self.structure[oid]["name"])
         return dict(zip(ref_columns, row))
@@ -618,7 +635,7 @@ class Prober:
             values = self._row_values(oid, self.org_a, given, 0, frozenset(), parents)
             self._run(self._insert_sql(oid, values, [pgsql.SQL("ctid::text")]))
             ctid = self.cursor.fetchone()[0]
-        except ProbeBuildError as exc:
+        except (ProbeBuildError, ParentRowError) as exc:
             self._savepoint("ROLLBACK TO SAVEPOINT")
             obs["own_org_insert"] = "not run: %s" % exc
             result["errors"].append(str(exc))

@@ -275,6 +275,16 @@ def check_scripts(params):
     return make_record(SINGLE_HEAD, PASS, summary, evidence, blocking, watch.elapsed_ms), None, list(expected)
 
 
+def server_message(exc):
+    """The server's primary message: no ``ERROR:`` prefix and no echoed statement."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        return primary.strip()
+    text = (str(exc) or exc.__class__.__name__).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
 def read_version_table(params):
     """-> (rows or None when the table is missing, table name shown). Raises psycopg2.Error."""
     schema, table = params["version_table_schema"], params["version_table"]
@@ -305,7 +315,7 @@ def check_database(params, graph, target, secrets):
         evidence["reason"] = str(exc)
         return make_record(AT_HEAD, ERROR, "cannot read the version table: %s" % exc, evidence, blocking, watch.elapsed_ms), []
     except psycopg2.Error as exc:
-        reason = redact((getattr(exc, "pgerror", None) or str(exc) or exc.__class__.__name__).strip(), secrets)
+        reason = redact(server_message(exc), secrets)
         evidence["reason"] = reason
         evidence["sqlstate"] = getattr(exc, "pgcode", None)
         return make_record(AT_HEAD, ERROR, "cannot read the version table %s: %s" % (shown, reason), evidence, blocking,

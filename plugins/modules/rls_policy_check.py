@@ -102,6 +102,8 @@ options:
         constraint, a trigger's rule, an unusual type). Keys are table names, values dicts of column to value.
       - O(org_column) is always set by the check itself. An entry (even C({})) turns on the write probes of a
         table without O(org_column).
+      - An entry for a table of O(schema) that is not checked is ignored (role defaults may hold values for every
+        table); a name that is not a table of O(schema) fails the task.
     type: dict
     default: {}
   coverage:
@@ -382,7 +384,7 @@ def policies_record(params, tables, catalog, policies, watch):
         return make_record(POLICIES, FAIL, summary, evidence, params["blocking"], watch.elapsed_ms)
     summary = "expected policies present and reading %s on all %d tables" % (params["setting"], len(tables))
     if evidence["extra_policies"]:
-        summary += " (%d more policies, all reading it: %s)" % (len(evidence["extra_policies"]), _short(evidence["extra_policies"], 5))
+        summary += " (further policies, all reading it: %s)" % _short(evidence["extra_policies"], 5)
     return make_record(POLICIES, PASS, summary, evidence, params["blocking"], watch.elapsed_ms)
 
 
@@ -395,12 +397,12 @@ def coverage_record(params, catalog, watch):
     if without or not_forced:
         parts = []
         if without:
-            parts.append("%d of %d tables with a %s column have no RLS: %s" % (len(without), len(org_tables), params["org_column"],
-                                                                                _short(without)))
+            parts.append("%d of %d tables with the %s column have no RLS: %s" % (len(without), len(org_tables), params["org_column"],
+                                                                                  _short(without)))
         if not_forced:
             parts.append("%d have RLS enabled but not forced: %s" % (len(not_forced), _short(not_forced)))
         return make_record(COVERAGE, FAIL, "; ".join(parts), evidence, params["coverage_blocking"], watch.elapsed_ms)
-    return make_record(COVERAGE, PASS, "all %d tables with a %s column have RLS enabled and forced" % (len(org_tables), params["org_column"]),
+    return make_record(COVERAGE, PASS, "all %d tables with the %s column have RLS enabled and forced" % (len(org_tables), params["org_column"]),
                        evidence, params["coverage_blocking"], watch.elapsed_ms)
 
 
@@ -453,8 +455,9 @@ def isolation_record(params, tables, catalog, role, cursor, org_a, org_b, watch)
         if table not in catalog:
             evidence["tables"][table] = {"status": FAIL, "reasons": ["table does not exist"]}
             evidence["failed"].append(table)
-    structure = read_structures(cursor, catalog, existing, params["probe_values"])
-    check_probe_columns(catalog, structure, params["probe_values"])
+    probe_values = dict((t, v) for t, v in params["probe_values"].items() if t in existing)
+    structure = read_structures(cursor, catalog, existing, probe_values)
+    check_probe_columns(catalog, structure, probe_values)
     cursor.execute("SELECT set_config('row_security', 'on', true), set_config('statement_timeout', %s, true), "
                    "set_config('lock_timeout', %s, true)", ("%ds" % params["statement_timeout"], "%ds" % params["lock_timeout"]))
     if role["name"] != role["current_user"]:
@@ -468,7 +471,7 @@ def isolation_record(params, tables, catalog, role, cursor, org_a, org_b, watch)
     prober = rls.Prober(cursor, params["org_column"], params["setting"], org_a, org_b, structure, structure_tables,
                         write_probes=params["write_probes"])
     for table in existing:
-        given = params["probe_values"].get(table)
+        given = probe_values.get(table)
         result = prober.prove(table, given)
         evidence["tables"][table] = result
         if result["status"] == FAIL:
@@ -531,9 +534,9 @@ def run(module, secrets):
                                    % (role["session_user"], role["name"], role["name"]))
                 catalog = rls.read_tables(cursor, params["schema"], params["org_column"], role["name"])
                 tables = required_tables(params, catalog)
-                unknown = sorted(set(params["probe_values"]) - set(tables))
+                unknown = sorted(set(params["probe_values"]) - set(catalog))
                 if unknown:
-                    raise BadInput("probe_values names %s, not among the checked tables" % ", ".join(unknown))
+                    raise BadInput("probe_values names %s, not a table of schema %s" % (", ".join(unknown), params["schema"]))
                 policies = rls.read_policies(cursor, params["schema"], [t for t in tables if t in catalog], role["name"])
                 records = [enabled_forced_record(params, tables, catalog, role, watch),
                            policies_record(params, tables, catalog, policies, Stopwatch())]

@@ -139,6 +139,15 @@ def test_version_table_empty_is_a_fail(module_runner, db, migrations):
     assert at_head["status"] == "fail" and "is empty" in at_head["summary"]
 
 
+def test_unreadable_version_table_is_an_error(module_runner, db):
+    db.execute("CREATE TABLE ops.av_private (version_num varchar(32) PRIMARY KEY)")
+    db.execute("REVOKE ALL ON ops.av_private FROM %s" % db.app)
+    result = run(module_runner, db, expected_heads=[HEAD], version_table="av_private", version_table_schema="ops")
+    at_head = by_criterion(result)["migrations.at_head"]
+    assert at_head["status"] == "error" and "permission denied" in at_head["summary"]
+    assert "SELECT" not in at_head["summary"]  # the statement is never echoed
+
+
 def test_expected_heads_only(module_runner, db):
     good = run(module_runner, db, expected_heads=[HEAD])
     assert good["status"] == "pass"
