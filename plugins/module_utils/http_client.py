@@ -141,7 +141,7 @@ class Secrets:
             return
         if parts.password:
             self.add(parts.password)
-            self.add(urllib.parse.unquote(parts.password))
+            self.add_basic(urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password))
         for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=False):
             if SENSITIVE_KEY.search(key):
                 self.add(value)
@@ -170,7 +170,9 @@ def mask_url_secrets(text):
         return text
 
     def _one(match):
-        return safe_url(match.group(0))
+        url = match.group(0)
+        stripped = url.rstrip(".,;:)]}")
+        return safe_url(stripped) + url[len(stripped):]
     return _URL_IN_TEXT.sub(_one, text)
 
 
@@ -536,10 +538,21 @@ class HttpClient:
             timeout = min(timeout, remaining)
         headers = {"User-Agent": self.user_agent}
         headers.update(spec.headers)
+        url = spec.url
+        parts = urllib.parse.urlsplit(url)
+        if "@" in parts.netloc:
+            # Credentials in the URL become a Basic-Auth header (as ansible.module_utils.urls does); urllib
+            # itself would take them for part of the host name.
+            userinfo, hostport = parts.netloc.rsplit("@", 1)
+            user, _sep, password = userinfo.partition(":")
+            url = urllib.parse.urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+            if not any(name.lower() == "authorization" for name in headers):
+                headers["Authorization"] = to_text(basic_auth_header(urllib.parse.unquote(user),
+                                                                     urllib.parse.unquote(password)))
         data = to_bytes(spec.body) if spec.body is not None else None
         started = self.clock()
         try:
-            request = urllib.request.Request(spec.url, data=data, method=spec.method)
+            request = urllib.request.Request(url, data=data, method=spec.method)
             for name, value in headers.items():
                 request.add_header(name, to_native(value))
             opener = self._opener(spec)
@@ -550,7 +563,7 @@ class HttpClient:
                 raw = exc
                 status, reason = exc.code, exc.reason
                 # An unfollowed redirect carries its target as the error's URL: report the request's.
-                final_url = spec.url if 300 <= status < 400 else (getattr(exc, "url", None) or spec.url)
+                final_url = url if 300 <= status < 400 else (getattr(exc, "url", None) or url)
             header_items = list(raw.headers.items()) if raw.headers is not None else []
             body, truncated = self._read_body(raw, spec.max_body_bytes, deadline)
         except TransportError:

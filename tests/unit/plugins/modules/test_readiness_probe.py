@@ -1,0 +1,316 @@
+"""readiness_probe run as Ansible runs it (a separate process), against a scripted HTTP server on
+loopback: input errors, modes, retries, check mode, redaction. The reference-service behaviour is
+covered by tests/integration/http/."""
+from __future__ import annotations
+
+import base64
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
+from scripted_http import ScriptedServer, answer  # noqa: E402  pylint: disable=wrong-import-position
+from modrun import records_by_name  # noqa: E402  pylint: disable=wrong-import-position
+
+CANARY = "canary-Rp-7Qx2z"
+READY = {"ok": True, "checks": [
+    {"name": "db", "ok": True, "ms": 1.0, "detail": {"message": "database reachable"}},
+    {"name": "migrations", "ok": True, "ms": 1.0, "detail": {"migrations_current": True, "current_version": "h1",
+                                                             "expected_head": "h1", "expected_heads": ["h1"]}},
+    {"name": "jobs", "ok": True, "ms": 1.0, "detail": {"enabled": True, "age_seconds": 4.0, "threshold_seconds": 180}},
+]}
+NOT_READY = {"ok": False, "checks": [
+    {"name": "db", "ok": True, "ms": 1.0, "detail": {}},
+    {"name": "migrations", "ok": True, "ms": 1.0, "detail": {"migrations_current": True}},
+    {"name": "jobs", "ok": False, "ms": 1.0, "detail": {"enabled": True, "message": "job heartbeat missing",
+                                                        "threshold_seconds": 180}},
+]}
+
+
+@pytest.fixture()
+def server():
+    with ScriptedServer() as srv:
+        yield srv
+
+
+def closed_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def run(module_runner, args, check_mode=False):
+    return module_runner("readiness_probe", args, check_mode=check_mode)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+@pytest.mark.parametrize("args, needle", [
+    ({"probes": [{"name": "x", "criterion": "smoke.x", "url": "ftp://example.test/"}]},
+     "probes[0] (name 'x').url: 'ftp://example.test/' is not an http:// or https:// URL"),
+    ({"base_url": "not a url", "probes": [{"kind": "healthz"}]}, "base_url: "),
+    ({"probes": [{"kind": "healthz"}]}, "probes[0] (name 'healthz'): url is required when base_url is not set"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"name": "q", "criterion": "smoke.x", "path": "/",
+                                                   "assertions": [{"path": "status", "op": "equals", "value": 1}]}]},
+     "probes[0] (name 'q').assertions[0].op 'equals' is not a known operator"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"name": "q", "criterion": "smoke.x", "path": "/",
+                                                   "assertions": [{"path": "checks[?name==", "value": 1}]}]},
+     "probes[0] (name 'q').assertions[0].path 'checks[?name==' is not a valid JMESPath expression"),
+    ({"base_url": "http://127.0.0.1:9", "timeout": -1, "probes": [{"kind": "healthz"}]}, "timeout must be greater than 0"),
+    ({"base_url": "http://127.0.0.1:9", "deadline": 0, "probes": [{"kind": "healthz"}]}, "deadline must be greater than 0"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "timeout": -3}]},
+     "probes[0] (name 'healthz').timeout must be greater than 0"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"name": "c", "path": "/x"}]},
+     "probes[0] (name 'c'): criterion is required for kind custom"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"name": "c", "path": "/x", "criterion": "Smoke"}]},
+     "probes[0] (name 'c').criterion 'Smoke' is not a criterion id"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz"}, {"kind": "healthz"}]},
+     "probes[1] (name 'healthz'): name 'healthz' is already used by probes[0]"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "readyz"}, {"name": "readyz:jobs", "criterion": "a.b", "path": "/"}]},
+     "name 'readyz:jobs' is already used"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "tls"}]}, "probes[0] (name 'tls'): kind tls needs an https:// URL"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "status_code": "abc"}]},
+     "probes[0] (name 'healthz').status_code must be an integer"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "status_code": [200, 700]}]},
+     "status_code 700 is not an HTTP status"),
+    ({"base_url": "http://127.0.0.1:9", "consecutive_successes": 0, "probes": [{"kind": "healthz"}]},
+     "consecutive_successes must be 1 or more"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "url": "http://h/", "path": "/x"}]},
+     "url and path are mutually exclusive"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "required_headers": [{"name": "A", "regex": "("}]}]},
+     "probes[0] (name 'healthz').required_headers[0].regex"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "mode": "x"}]}, "probes.mode"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "url_password": CANARY}]},
+     "url_password needs url_username"),
+])
+def test_bad_input_fails_naming_the_option(module_runner, args, needle):
+    args = dict(args)
+    for probe in args.get("probes", []):
+        probe.setdefault("headers", {"Authorization": "Bearer %s" % CANARY})
+    result = run(module_runner, args)
+    assert result.get("failed") is True, result
+    assert needle in result["msg"]
+    assert "Traceback" not in result.raw
+    assert CANARY not in result.raw
+
+
+def test_validation_error_of_ansible_itself_leaks_no_secret(module_runner):
+    args = {"base_url": "http://ops:%s@127.0.0.1:9/" % CANARY, "retries": "many",
+            "headers": {"Cookie": "session=%s" % CANARY},
+            "probes": [{"kind": "healthz", "bearer_token": CANARY, "headers": {"Authorization": "Bearer %s" % CANARY}},
+                       {"name": "m", "criterion": "metrics.endpoint", "path": "/metrics", "url_username": "u",
+                        "url_password": CANARY}]}
+    result = run(module_runner, args)
+    assert result["failed"] is True and "retries" in result["msg"]
+    assert CANARY not in result.raw
+
+
+# ------------------------------------------------------------------------------------------ secrets
+
+def test_no_secret_anywhere_even_when_the_server_echoes_it(module_runner, server):
+    def echo(handler):
+        auth = handler.headers.get("Authorization", "")
+        return answer(401, {"detail": "bad token", "you_sent": auth, "token": CANARY}, {"X-Echo": auth})
+    server.script("/metrics", echo)
+    server.script("/v1/x", echo)
+    basic = base64.b64encode(("u:%s" % CANARY).encode()).decode()
+    args = {"base_url": "http://ops:%s@127.0.0.1:%d" % (CANARY, server.port), "retries": 0,
+            "probes": [
+                {"name": "metrics", "criterion": "metrics.endpoint", "path": "/metrics?token=%s" % CANARY,
+                 "bearer_token": CANARY, "assertions": [{"path": "you_sent", "op": "==", "value": "x"},
+                                                        {"path": "token", "op": "==", "value": "y"}],
+                 "required_headers": [{"name": "X-Echo", "value": "nope"}]},
+                {"name": "basic", "criterion": "smoke.x", "path": "/v1/x", "url_username": "u", "url_password": CANARY},
+                {"name": "hdr", "criterion": "smoke.y", "path": "/v1/x", "headers": {"X-Api-Key": CANARY}},
+            ]}
+    result = run(module_runner, args)
+    assert result["status"] == "fail"
+    assert CANARY not in result.raw
+    assert basic not in result.raw
+    record = records_by_name(result)["metrics"]
+    assert record["evidence"]["status_code"] == 401
+    assert "********" in record["evidence"]["url"]
+    # the server did get the real token
+    assert any(h["headers"].get("Authorization") == "Bearer %s" % CANARY for h in server.hits("/metrics"))
+
+
+# ------------------------------------------------------------------------------------------ behaviour
+
+def test_builtin_kinds_pass_on_the_real_shapes(module_runner, server):
+    headers = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+    server.script("/healthz", answer(200, {"status": "ok"}, headers))
+    server.script("/readyz", answer(200, READY))
+    server.script("/healthz/backup", answer(200, {"backup_ok": True, "last_backup_utc": "2026-01-01T00:00:00Z", "age_seconds": 60}))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [
+        {"kind": "healthz"}, {"kind": "readyz"}, {"kind": "backup"}, {"kind": "security_headers"}]})
+    by_name = records_by_name(result)
+    assert result["status"] == "pass", [r["summary"] for r in result["records"]]
+    assert sorted(by_name) == ["backup", "healthz", "readyz", "readyz:jobs", "readyz:migrations", "security_headers"]
+    assert by_name["readyz:migrations"]["criterion"] == "migrations.readyz"
+    assert by_name["readyz:jobs"]["criterion"] == "jobs.heartbeat"
+    assert by_name["readyz:jobs"]["evidence"]["age_seconds"] == 4.0
+    assert by_name["security_headers"]["criterion"] == "headers.security"
+
+
+def test_readyz_names_each_failing_sub_check(module_runner, server):
+    server.script("/readyz", answer(503, NOT_READY))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [{"kind": "readyz"}]})
+    by_name = records_by_name(result)
+    assert by_name["readyz"]["status"] == "fail"
+    assert "failing checks: jobs (job heartbeat missing)" in by_name["readyz"]["summary"]
+    assert by_name["readyz"]["evidence"]["failing_checks"] == ["jobs (job heartbeat missing)"]
+    assert by_name["readyz:migrations"]["status"] == "pass"
+    assert by_name["readyz:jobs"]["status"] == "fail"
+
+
+def test_heartbeat_disabled_fails_unless_allowed(module_runner, server):
+    body = {"ok": True, "checks": [{"name": "db", "ok": True}, {"name": "migrations", "ok": True,
+                                                               "detail": {"migrations_current": True}},
+                                   {"name": "jobs", "ok": True, "detail": {"enabled": False, "jobs_enabled": False}}]}
+    server.script("/readyz", answer(200, body))
+    strict = records_by_name(run(module_runner, {"base_url": server.base_url, "probes": [{"kind": "readyz"}]}))
+    assert strict["readyz:jobs"]["status"] == "fail"
+    lenient = records_by_name(run(module_runner, {"base_url": server.base_url,
+                                                  "probes": [{"kind": "readyz", "allow_heartbeat_disabled": True}]}))
+    assert lenient["readyz:jobs"]["status"] == "pass"
+
+
+def test_write_probe_is_only_planned_in_check_mode(module_runner, server):
+    server.script("/v1/leads", answer(201, {"lead_id": "x"}))
+    server.script("/v1/estimate", answer(200, {"pricing_config_id": "economy", "total_before_tax": 157.5}))
+    probes = [{"name": "lead", "criterion": "smoke.lead", "path": "/v1/leads", "method": "POST", "json_body": {"a": 1},
+               "status_code": 201},
+              {"name": "estimate", "criterion": "smoke.estimate", "path": "/v1/estimate", "method": "POST", "write": False,
+               "json_body": {"beds": 2, "baths": 1.5, "cleaning_type": "deep"},
+               "assertions": [{"path": "total_before_tax", "op": ">", "value": 0}]}]
+    result = run(module_runner, {"base_url": server.base_url, "probes": probes}, check_mode=True)
+    by_name = records_by_name(result)
+    assert by_name["lead"]["status"] == "skipped"
+    assert "planned, not sent in check mode" in by_name["lead"]["summary"]
+    assert by_name["estimate"]["status"] == "pass"
+    assert server.hits("/v1/leads") == []
+    assert len(server.hits("/v1/estimate", "POST")) == 1
+    result = run(module_runner, {"base_url": server.base_url, "probes": probes})
+    assert records_by_name(result)["lead"]["status"] == "pass"
+    assert len(server.hits("/v1/leads", "POST")) == 1
+
+
+def test_check_mode_consecutive_successes_catch_flapping(module_runner, server):
+    server.script("/healthz", answer(200, {"status": "ok"}), answer(503, {"status": "down"}), answer(200, {"status": "ok"}))
+    result = run(module_runner, {"base_url": server.base_url, "consecutive_successes": 3, "interval": 0.05,
+                                 "probes": [{"kind": "healthz"}]})
+    record = result["records"][0]
+    assert record["status"] == "fail"
+    assert "flapping" in record["summary"]
+    assert record["evidence"]["evaluations"] == 2
+    server.script("/healthz", answer(200, {"status": "ok"}))
+    result = run(module_runner, {"base_url": server.base_url, "consecutive_successes": 3, "interval": 0.05,
+                                 "probes": [{"kind": "healthz"}]})
+    assert result["records"][0]["status"] == "pass"
+    assert result["records"][0]["evidence"]["evaluations"] == 3
+
+
+def test_wait_mode_polls_until_ready(module_runner, server):
+    server.script("/readyz", answer(503, NOT_READY), answer(503, NOT_READY), answer(200, READY))
+    result = run(module_runner, {"base_url": server.base_url, "mode": "wait", "interval": 0.1, "deadline": 10,
+                                 "probes": [{"kind": "readyz"}]})
+    assert result["status"] == "pass"
+    assert records_by_name(result)["readyz"]["evidence"]["evaluations"] == 3
+
+
+def test_wait_mode_gives_up_at_the_deadline(module_runner, server):
+    server.script("/readyz", answer(503, NOT_READY))
+    started = time.monotonic()
+    result = run(module_runner, {"base_url": server.base_url, "mode": "wait", "interval": 0.2, "deadline": 1.5,
+                                 "probes": [{"kind": "readyz"}]})
+    assert time.monotonic() - started < 4
+    record = records_by_name(result)["readyz"]
+    assert record["status"] == "fail"
+    assert "deadline" in record["summary"]
+    assert record["evidence"]["evaluations"] >= 3
+
+
+def test_service_down_is_an_error_within_the_deadline(module_runner):
+    started = time.monotonic()
+    result = run(module_runner, {"base_url": "http://127.0.0.1:%d" % closed_port(), "mode": "wait", "deadline": 2,
+                                 "interval": 0.2, "backoff": 0.1, "probes": [{"kind": "healthz"}, {"kind": "readyz"}]})
+    assert time.monotonic() - started < 5
+    assert result["status"] == "error"
+    assert all(r["status"] == "error" for r in result["records"])
+    assert "connection refused" in result["records"][0]["summary"]
+
+
+def test_persistent_429_is_an_error_and_a_passing_retry_is_a_pass(module_runner, server):
+    server.script("/v1/estimate", answer(429, {"title": "Too Many Requests"}, content_type="application/problem+json"))
+    probe = {"name": "estimate", "criterion": "smoke.estimate", "path": "/v1/estimate", "method": "POST", "write": False,
+             "json_body": {}}
+    result = run(module_runner, {"base_url": server.base_url, "retries": 2, "backoff": 0.05, "probes": [probe]})
+    record = result["records"][0]
+    assert record["status"] == "error"
+    assert "rate limited (429)" in record["summary"]
+    assert record["evidence"]["attempts"] == 3
+    server.script("/v1/estimate", answer(429), answer(200, {"total_before_tax": 1}))
+    result = run(module_runner, {"base_url": server.base_url, "retries": 2, "backoff": 0.05, "probes": [probe]})
+    assert result["records"][0]["status"] == "pass"
+    assert result["records"][0]["evidence"]["attempts"] == 2
+
+
+def test_latency_budget(module_runner, server):
+    server.script("/healthz", answer(200, {"status": "ok"}, delay=0.3))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [{"kind": "healthz", "max_latency_ms": 100}]})
+    record = result["records"][0]
+    assert record["status"] == "fail"
+    assert record["evidence"]["failed"][0]["path"] == "latency_ms"
+    assert record["evidence"]["failed"][0]["actual"] >= 250
+
+
+def test_https_redirect(module_runner, server):
+    probe = {"kind": "https_redirect", "url": server.base_url + "/"}
+    server.script("/", answer(301, b"", {"Location": "https://api.example.test/"}))
+    assert run(module_runner, {"probes": [probe]})["records"][0]["status"] == "pass"
+    server.script("/", answer(302, b"", {"Location": "https://api.example.test/"}))
+    assert run(module_runner, {"probes": [probe]})["records"][0]["status"] == "fail"
+    server.script("/", answer(301, b"", {"Location": "http://api.example.test/"}))
+    record = run(module_runner, {"probes": [probe]})["records"][0]
+    assert record["status"] == "fail" and "header:Location" in record["summary"]
+    server.script("/", answer(200, "<html></html>", content_type="text/html"))
+    assert run(module_runner, {"probes": [probe]})["records"][0]["status"] == "fail"
+
+
+def test_https_redirect_url_is_derived_from_an_https_base_url(module_runner):
+    # the derived http:// URL is refused here: the point is the URL the module chose
+    port = closed_port()
+    result = run(module_runner, {"base_url": "https://127.0.0.1:%d" % port, "retries": 0,
+                                 "probes": [{"kind": "https_redirect"}]})
+    assert result["records"][0]["evidence"]["url"] == "http://127.0.0.1:%d/" % port
+
+
+def test_non_json_body_fails_json_assertions_with_a_reason(module_runner, server):
+    server.script("/x", answer(200, "<html>maintenance</html>", content_type="text/html"))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [
+        {"name": "x", "criterion": "smoke.x", "path": "/x", "assertions": [{"path": "ok", "op": "==", "value": True}]}]})
+    failed = result["records"][0]["evidence"]["failed"]
+    assert failed[0]["note"].startswith("body is not JSON")
+    assert "maintenance" in result["records"][0]["evidence"]["body_excerpt"]
+
+
+def test_probes_run_concurrently_in_one_call(module_runner, server):
+    server.script("/slow", answer(200, {"status": "ok"}, delay=0.5))
+    probes = [{"name": "p%d" % i, "criterion": "smoke.x", "path": "/slow"} for i in range(10)]
+    result = run(module_runner, {"base_url": server.base_url, "concurrency": 10, "probes": probes})
+    assert result["status"] == "pass"
+    assert result["elapsed_ms"] < 2000
+    assert server.max_in_flight >= 5
+
+
+def test_advisory_probe_does_not_block(module_runner, server):
+    server.script("/openapi.json", answer(404, {"detail": "Not Found"}))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [
+        {"name": "docs", "criterion": "smoke.docs", "path": "/openapi.json", "blocking": False}]})
+    assert result["records"][0]["status"] == "fail"
+    assert result["records"][0]["blocking"] is False
