@@ -364,3 +364,18 @@ def test_bad_input_fails_naming_the_option(module_runner, drill_env, drill_args,
     assert option in result["msg"]
     assert "Traceback" not in result.raw
     assert_no_leak(result, drill_env["admin_password"], "canary-target-dsn")
+
+
+def test_client_older_than_the_server_is_a_clear_error(module_runner, drill_env, drill_args, source_guard, tmp_path):
+    bindir = tmp_path / "pg14"
+    bindir.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        path = bindir / name
+        path.write_text("#!/bin/sh\necho '%s (PostgreSQL) 14.11'\nexit 0\n" % name)
+        path.chmod(0o755)
+    result = module_runner("backup_restore_drill", dict(drill_args, bindir=str(bindir)))
+    assert result["status"] == "error"
+    dump = records(result)["dump"]
+    assert dump["status"] == "error"
+    assert "pg_dump is older than the source server (PostgreSQL 15)" in dump["summary"] and "14.11" in dump["summary"]
+    assert result["drill"]["cleanup"]["scratch_created"] is False
