@@ -212,7 +212,7 @@ class RefStack:
             for line in handle:
                 line = line.strip()
                 if line and not line.startswith("#") and "=" in line:
-                    key, _, value = line.partition("=")
+                    key, dummy, value = line.partition("=")
                     values[key.strip()] = value.strip()
         return values
 
@@ -525,7 +525,7 @@ class RefStack:
         if name in ("read_only", "mfa_required"):
             self._write_env_file(read_only="read_only" in faults, mfa_required="mfa_required" in faults)
         if name == "job_failing":
-            for _ in range(int(values.get("cycles") or 0)):
+            for dummy in range(int(values.get("cycles") or 0)):
                 self.run_jobs_once()
 
     def _sql(self, statement, params=None, superuser=False):

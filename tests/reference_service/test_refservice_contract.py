@@ -282,4 +282,3 @@ def test_env_file_is_a_prod_env(ref_stack):
     assert len(values["METRICS_TOKEN"]) >= 16 and values["ADMIN_READ_ONLY"] == "false"
     for role in ("OWNER", "ADMIN", "DISPATCHER", "ACCOUNTANT", "VIEWER"):
         assert len(values[role + "_BASIC_PASSWORD"]) >= 12
-

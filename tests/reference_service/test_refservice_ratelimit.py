@@ -56,4 +56,3 @@ def test_default_rate_limit_is_30(default_limit_service, ref_stack):
         # Another client behind the trusted proxy (X-Forwarded-For) has its own budget.
         other = session.get(base + "/openapi.json", headers={"X-Forwarded-For": "203.0.113.7"}, timeout=10)
         assert other.status_code == 200
-

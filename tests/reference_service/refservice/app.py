@@ -283,7 +283,7 @@ class App:
 
         if not auth:
             raise fail("Admin access requires MFA", "mfa_required")
-        scheme, _, param = auth.partition(" ")
+        scheme, dummy, param = auth.partition(" ")
         if scheme.lower() == "bearer":
             raise fail("Invalid SaaS token", "invalid_saas_token")
         if scheme.lower() != "basic":
@@ -293,7 +293,7 @@ class App:
         if req.headers.get("X-Auth-MFA", "").strip().lower() != "true":
             raise fail("Admin access requires MFA", "mfa_required")
         try:
-            username, _, password = base64.b64decode(param.strip(), validate=True).decode("latin1").partition(":")
+            username, dummy, password = base64.b64decode(param.strip(), validate=True).decode("latin1").partition(":")
         except (binascii.Error, ValueError) as exc:
             raise fail("Invalid authentication", "malformed_authorization_header") from exc
         matched = None
