@@ -41,6 +41,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with open(args.state, encoding="utf-8") as handle:
         facts = json.load(handle)["facts"]
+    for sub in ("logs", "var", "tmp"):  # the layout of an application directory
+        os.makedirs(os.path.join(facts["state_dir"], sub), exist_ok=True)
     fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(inventory_vars(facts), handle, indent=1, sort_keys=True)
