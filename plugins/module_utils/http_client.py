@@ -391,6 +391,8 @@ class Attempt:
         self.status = status
         self.error = error
         self.waited_s = waited_s
+        # A deadline error (before sending, or while waiting for a pacing slot) means nothing went out.
+        self.sent = not (error or "").startswith("deadline:")
 
     def as_dict(self):
         item = {"attempt": self.number, "ms": round(self.elapsed_ms, 1)}
@@ -400,6 +402,8 @@ class Attempt:
             item["error"] = self.error
         if self.waited_s:
             item["waited_s"] = round(self.waited_s, 3)
+        if not self.sent:
+            item["sent"] = False
         return item
 
 

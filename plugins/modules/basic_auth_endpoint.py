@@ -1008,7 +1008,7 @@ def main(now=None):
     if jobs is not None:
         records.append(jobs_record(jobs, secrets, now or datetime.datetime.now(datetime.timezone.utc)))
     records = secrets.value(records)
-    sent = sum(len(p.outcome.attempts) for p in probes if p.outcome is not None)
+    sent = sum(1 for p in probes if p.outcome is not None for attempt in p.outcome.attempts if attempt.sent)
     exit_with_records(module, records, changed=False, requests_sent=sent,
                       paced_seconds=round(pacer.waited if pacer else 0.0, 3), elapsed_ms=round(watch.elapsed_ms, 1))
 

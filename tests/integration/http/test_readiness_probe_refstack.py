@@ -1,0 +1,155 @@
+"""readiness_probe against the reference service (real HTTP, real PostgreSQL, real job runner): healthy
+-> pass, each fault -> fail or error naming the probe and its evidence, a service that is down -> error
+within the deadline, wait mode for a deploy."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from modrun import records_by_name
+
+pytestmark = pytest.mark.integration
+
+ESTIMATE = {"beds": 2, "baths": 1.5, "cleaning_type": "deep"}
+
+
+def probes(stack):
+    """The probes a verify role would send (the built-in kinds plus smoke calls)."""
+    return [
+        {"kind": "healthz"},
+        {"kind": "readyz"},
+        {"kind": "backup"},
+        {"kind": "security_headers"},
+        {"name": "estimate", "criterion": "smoke.estimate", "path": "/v1/estimate", "method": "POST", "write": False,
+         "json_body": ESTIMATE, "assertions": [{"path": "pricing_config_id", "op": "==", "value": "economy"},
+                                               {"path": "total_before_tax", "op": "type", "value": "number"},
+                                               {"path": "total_before_tax", "op": ">", "value": 0}]},
+        {"name": "validation", "criterion": "smoke.validation", "path": "/v1/leads", "method": "POST", "write": False,
+         "json_body": {"name": "x"}, "status_code": 422, "content_type": "application/problem+json",
+         "assertions": [{"path": "errors[].field", "op": "contains", "value": "address"}]},
+        {"name": "docs", "criterion": "smoke.docs", "path": "/openapi.json", "blocking": False,
+         "assertions": [{"path": "openapi", "op": "regex", "value": r"^3\."}]},
+        {"name": "web_root", "criterion": "web.root", "path": "/", "content_type": "text/html"},
+        {"name": "metrics", "criterion": "metrics.endpoint", "path": "/metrics", "bearer_token": stack.metrics_token,
+         "blocking": False, "content_type": "text/plain"},
+        {"name": "metrics_closed", "criterion": "metrics.endpoint", "path": "/metrics", "status_code": 401,
+         "blocking": False},
+    ]
+
+
+def run(module_runner, stack, check_mode=False, **extra):
+    args = {"base_url": stack.base_url, "probes": probes(stack), "retries": 1, "backoff": 0.2, "deadline": 20}
+    args.update(extra)
+    result = module_runner("readiness_probe", args, check_mode=check_mode)
+    assert stack.metrics_token not in result.raw
+    assert "Traceback" not in result.raw
+    return result
+
+
+def test_healthy_service_passes(module_runner, healthy_stack):
+    result = run(module_runner, healthy_stack, check_mode=True)
+    by_name = records_by_name(result)
+    assert result["status"] == "pass", [r["summary"] for r in result["records"] if r["status"] != "pass"]
+    assert by_name["readyz:migrations"]["evidence"]["current_version"] == healthy_stack.expected_head
+    assert by_name["readyz:jobs"]["evidence"]["threshold_seconds"] == 180
+    assert by_name["backup"]["evidence"]["age_seconds"] < 3600
+    assert result["counts"] == {"pass": len(result["records"]), "fail": 0, "error": 0, "skipped": 0}
+
+
+def test_lead_is_a_write_planned_in_check_mode_and_created_otherwise(module_runner, healthy_stack):
+    estimate = {"pricing_config_id": "economy", "total_before_tax": 157.5}
+    lead = {"name": "Release Gate Smoke", "phone": "+1 555 0100", "email": "smoke@example.com", "postal_code": "M5V 2T6",
+            "address": "1 Smoke Test Street", "preferred_dates": ["2030-01-01"], "structured_inputs": ESTIMATE,
+            "estimate_snapshot": estimate}
+    probe = {"name": "lead", "criterion": "smoke.lead", "path": "/v1/leads", "method": "POST", "json_body": lead,
+             "status_code": 201, "assertions": [{"path": "lead_id", "op": "regex", "value": "^[0-9a-f-]{36}$"}]}
+    planned = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "probes": [probe]}, check_mode=True)
+    assert planned["records"][0]["status"] == "skipped"
+    created = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "probes": [probe]})
+    assert created["records"][0]["status"] == "pass", created["records"][0]["summary"]
+
+
+# fault -> {record name: (status, text the summary must contain)}
+FAULTS = [
+    ("readyz_db_down", {}, {"readyz": ("fail", "failing checks: db (database check failed)"),
+                            "readyz:migrations": ("fail", "migrations_current == true (actual false)"),
+                            "readyz:jobs": ("fail", "job heartbeat check failed")}),
+    ("heartbeat_stale", {"age_seconds": 3600}, {"readyz": ("fail", "jobs (heartbeat 3600"),
+                                                "readyz:jobs": ("fail", "age_seconds < 180 (actual 3600")}),
+    ("heartbeat_missing", {}, {"readyz": ("fail", "jobs (job heartbeat missing)"),
+                               "readyz:jobs": ("fail", "job heartbeat missing")}),
+    ("backup_marker_stale", {"age_hours": 30}, {"backup": ("fail", "backup too old")}),
+    ("backup_marker_missing", {}, {"backup": ("fail", "backup marker missing")}),
+    ("wrong_shape", {}, {"readyz": ("fail", "checks[?name=='jobs'].ok == true (actual null)"),
+                         "readyz:jobs": ("fail", "(actual null)")}),
+    ("security_headers_missing", {}, {"security_headers": ("fail", "header:X-Frame-Options == 'DENY' (actual null)")}),
+    ("metrics_open", {}, {"metrics_closed": ("fail", "status_code in [401] (actual 200)")}),
+    ("estimate_broken", {}, {"estimate": ("fail", "status_code in [200] (actual 500)")}),
+]
+
+
+@pytest.mark.parametrize("fault, params, expected", FAULTS, ids=[f[0] for f in FAULTS])
+def test_each_fault_is_caught_by_the_probe_that_owns_it(module_runner, healthy_stack, fault, params, expected):
+    healthy_stack.set_fault(fault, **params)
+    result = run(module_runner, healthy_stack, check_mode=True)
+    by_name = records_by_name(result)
+    for name, (status, text) in expected.items():
+        record = by_name[name]
+        assert record["status"] == status, record
+        assert record["summary"].startswith(name + ":")
+        assert text in record["summary"], record["summary"]
+        assert record["evidence"]["failed"], "a failing record carries the failed checks as evidence"
+    others = [r for r in result["records"] if r["name"] not in expected]
+    assert all(r["status"] == "pass" for r in others), [r["summary"] for r in others if r["status"] != "pass"]
+
+
+def test_service_down_is_an_error_within_the_deadline(module_runner, healthy_stack):
+    healthy_stack.set_fault("service_down")
+    started = time.monotonic()
+    result = run(module_runner, healthy_stack, mode="wait", deadline=3, interval=0.5, backoff=0.2)
+    elapsed = time.monotonic() - started
+    assert elapsed < 6, elapsed
+    assert result["status"] == "error"
+    assert all(r["status"] == "error" for r in result["records"])
+    assert all("connection refused" in r["summary"] for r in result["records"])
+
+
+def test_slow_service_breaks_the_latency_budget_and_the_timeout(module_runner, healthy_stack):
+    healthy_stack.set_fault("slow", delay=1)
+    budget = module_runner("readiness_probe", {"base_url": healthy_stack.base_url,
+                                               "probes": [{"kind": "healthz", "max_latency_ms": 500}]})
+    record = budget["records"][0]
+    assert record["status"] == "fail"
+    assert record["evidence"]["failed"][0]["path"] == "latency_ms"
+    started = time.monotonic()
+    timeout = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "timeout": 0.3, "retries": 1,
+                                                "backoff": 0.1, "probes": [{"kind": "healthz"}]})
+    assert time.monotonic() - started < 3
+    assert timeout["records"][0]["status"] == "error"
+    assert "timed out" in timeout["records"][0]["summary"]
+
+
+def test_wait_mode_passes_once_the_job_runner_has_run(module_runner, healthy_stack):
+    healthy_stack.set_fault("heartbeat_missing")
+    runner = threading.Timer(1.5, healthy_stack.run_jobs_once)
+    runner.start()
+    try:
+        result = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "mode": "wait", "deadline": 30,
+                                                   "interval": 0.5, "consecutive_successes": 2,
+                                                   "probes": [{"kind": "readyz"}]})
+    finally:
+        runner.join()
+    by_name = records_by_name(result)
+    assert result["status"] == "pass", by_name["readyz"]["summary"]
+    assert by_name["readyz"]["evidence"]["evaluations"] >= 3
+    assert by_name["readyz"]["evidence"]["consecutive_successes"] == 2
+
+
+def test_check_mode_with_consecutive_successes_on_a_steady_service(module_runner, healthy_stack):
+    result = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "consecutive_successes": 3,
+                                               "interval": 0.2, "probes": [{"kind": "healthz"}, {"kind": "readyz"}]},
+                           check_mode=True)
+    assert result["status"] == "pass"
+    assert all(r["evidence"]["evaluations"] == 3 for r in result["records"])
