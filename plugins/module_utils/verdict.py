@@ -220,8 +220,8 @@ def collect(records=None, results=None, secrets=()):
         errors.append("%s: not a registered check result (no 'records')" % where)
 
     if results is not None:
-        if isinstance(results, dict) and not ("records" in results or "results" in results or "criterion" in results
-                                                or "failed" in results or "skipped" in results):
+        result_keys = ("records", "results", "criterion", "failed", "skipped")
+        if isinstance(results, dict) and not any(key in results for key in result_keys):
             for host in sorted(results, key=str):
                 walk(results[host], "results[%s]" % _short(str(host)), str(host))
         else:
@@ -258,8 +258,8 @@ def parse_waivers(waivers, today, secrets=()):
         problems = []
         unknown = sorted(str(k) for k in raw if k not in _WAIVER_FIELDS)
         if unknown:
-            problems.append("%s: unknown field(s) %s (known: %s)" % (where, ", ".join(_short(k) for k in unknown),
-                                                                       ", ".join(sorted(_WAIVER_FIELDS))))
+            problems.append("%s: unknown field(s) %s (known: %s)"
+                            % (where, ", ".join(_short(k) for k in unknown), ", ".join(sorted(_WAIVER_FIELDS))))
         criterion = raw.get("criterion")
         if not _is_text(criterion) or not CRITERION_PATTERN.match(criterion):
             problems.append("%s.criterion: %s" % (where, "missing" if criterion in (None, "")
@@ -496,8 +496,8 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
         verdict = GO
     if inconclusive:
         verdict = verdict if verdict == NO_GO else INCONCLUSIVE
-        verdict_reasons.append("%s inconclusive: %s" % (_count(len(inconclusive), "blocking criterion", "blocking criteria"),
-                                                       ", ".join(inconclusive)))
+        verdict_reasons.append("%s inconclusive: %s"
+                               % (_count(len(inconclusive), "blocking criterion", "blocking criteria"), ", ".join(inconclusive)))
     if input_errors:
         verdict = verdict if verdict == NO_GO else INCONCLUSIVE
         verdict_reasons.append("%s: the gate cannot vouch for malformed input" % _count(len(input_errors), "input error"))
@@ -505,8 +505,9 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
         verdict = INCONCLUSIVE
         verdict_reasons.append("no blocking criterion was verified (no passing blocking record)")
     if verdict == GO:
-        verdict_reasons.append("%s passed%s" % (_count(len(verified), "blocking criterion", "blocking criteria"),
-                                                 (", %d waived" % len(waived)) if waived else ""))
+        verdict_reasons.append("%s passed%s"
+                               % (_count(len(verified), "blocking criterion", "blocking criteria"),
+                                  (", %d waived" % len(waived)) if waived else ""))
 
     waiver_by_index = dict((w["index"], w) for w in active)
     applied = []
@@ -719,8 +720,9 @@ def render_markdown(report):
         lines.append("| Criterion | Status | Hosts | Summary |")
         lines.append("|---|---|---|---|")
         for criterion in advisory:
-            lines.append("| %s | %s | %s | %s |" % (_cell(criterion["criterion"]), criterion["status"],
-                                                   _cell(", ".join(criterion["hosts"])), _cell(criterion["summary"], _SUMMARY_LIMIT)))
+            lines.append("| %s | %s | %s | %s |" % (
+                _cell(criterion["criterion"]), criterion["status"], _cell(", ".join(criterion["hosts"])),
+                _cell(criterion["summary"], _SUMMARY_LIMIT)))
         lines.append("")
 
     if report["waivers"]["expired"] or report["waivers"]["unused"]:

@@ -25,7 +25,9 @@ description:
   - Keys are matched case-insensitively, as the application's settings loader does.
   - Read-only; runs for real in check mode.
 author:
-  - CleanWithSnapshot release engineering
+  - CleanWithSnapshot release engineering (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description:

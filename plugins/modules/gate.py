@@ -35,7 +35,10 @@ description:
   - Publishes the verdict the way M(ansible.builtin.set_stats) does, for AWX/Tower workflows.
   - This is an action plugin, it runs on the controller and never connects to a host.
 author:
-  - CleanWithSnapshot release engineering
+  - CleanWithSnapshot release engineering (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 options:
   records:
     description:
@@ -140,6 +143,12 @@ attributes:
     support: none
   platform:
     platforms: all
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 notes:
   - Run it once per release decision, on the controller, for example with C(run_once=true) or in a play on C(localhost),
     feeding it the registered results of all hosts.

@@ -266,9 +266,8 @@ def test_compose_syntax_is_understood(tmp_path, module_runner):
     ])
     path = tmp_path / ".env"
     path.write_text(text, encoding="utf-8")
-    result = module_runner("config_audit", {"path": str(path), "criteria": ["config.prod_mode", "config.secrets",
-                                                                             "config.basic_auth", "config.metrics_token",
-                                                                             "config.admin_flags"]})
+    criteria = ["config.prod_mode", "config.secrets", "config.basic_auth", "config.metrics_token", "config.admin_flags"]
+    result = module_runner("config_audit", {"path": str(path), "criteria": criteria})
     recs = records(result)
     assert list(recs) == ["config.env_present", "config.prod_mode", "config.secrets", "config.basic_auth",
                           "config.metrics_token", "config.admin_flags"]
