@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make demo`: start the local reference stack (PostgreSQL + the reference service), run the release
+# gate (GO), switch one fault on and run it again (NO-GO naming the criterion), then stop everything.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+demo_dir="$root/.cache/demo"
+mkdir -p "$demo_dir"
+state="$demo_dir/refstack.json"
+export CWS_LOCAL_STACK="$demo_dir/local-stack.json"
+export CWS_ARTIFACTS_DIR="$root/artifacts/demo"
+fault=${DEMO_FAULT:-policy_dropped}
+
+stop_stack() { python tests/harness/refstack.py stop --state "$state" >/dev/null 2>&1 || true; }
+trap stop_stack EXIT
+stop_stack
+
+banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show_report() {
+  sed -n '1,/^## All criteria/p' "$CWS_ARTIFACTS_DIR/gonogo.md" | sed '$d'
+}
+
+banner "Starting the local reference stack (PostgreSQL + reference service)"
+python tests/harness/refstack.py start --state "$state" --name cws_demo || exit 1
+python tests/harness/local_inventory.py --state "$state" --out "$CWS_LOCAL_STACK" || exit 1
+
+cd playbooks
+banner "1. Healthy stack: ansible-playbook release.yml -i local"
+started=$(date +%s.%N)
+ansible-playbook release.yml -i local >"$demo_dir/run-go.log" 2>&1
+rc=$?
+printf 'exit code %s after %.1f s (full log: %s)\n' "$rc" "$(echo "$(date +%s.%N) - $started" | bc)" "$demo_dir/run-go.log"
+show_report
+[ "$rc" -eq 0 ] || { echo "demo: expected GO on the healthy stack" >&2; exit 1; }
+
+banner "2. Fault switched on: $fault (python tests/harness/refstack.py fault $fault)"
+python ../tests/harness/refstack.py fault "$fault" --state "$state" || exit 1
+ansible-playbook verify.yml -i local >"$demo_dir/run-nogo.log" 2>&1
+rc=$?
+printf 'exit code %s (full log: %s)\n' "$rc" "$demo_dir/run-nogo.log"
+show_report
+grep -m1 -E "msg: .NO-GO" "$demo_dir/run-nogo.log" || true
+[ "$rc" -ne 0 ] || { echo "demo: expected NO-GO with the fault on" >&2; exit 1; }
+
+banner "Stopping the stack; reports are in $CWS_ARTIFACTS_DIR"
