@@ -46,7 +46,7 @@ options:
     required: true
   roles:
     description:
-      - Credentials per role - C({role: {username: ..., password: ...}}). The role names are the keys used in
+      - Credentials per role, a dict of role name to C(username) and C(password). The role names are the keys used in
         O(endpoints[].expect). A role without a username or password fails the task, naming the role.
       - The passwords are never printed (they are treated as no-log values before Ansible validates the arguments).
     type: dict

@@ -17,7 +17,7 @@ description:
     result record per probe (plus separate records for the C(migrations.readyz) and C(jobs.heartbeat)
     criteria of a C(readyz) probe). The records are data for the release gate; a failing probe does not
     fail the task.
-  - Per probe: URL, method, headers, body, expected status(es), JSON assertions (JMESPath with typed
+  - Per probe - URL, method, headers, body, expected status(es), JSON assertions (JMESPath with typed
     comparison, each reported with path, expected and actual), required response headers, a latency
     budget, TLS verification with a CA file and client certificates.
   - Built-in probe kinds carry defaults that work on the real service, so a role needs little data -
@@ -62,9 +62,9 @@ options:
             ok and C(detail.age_seconds) below C(detail.threshold_seconds)).
           - C(backup) - GET /healthz/backup, 200 with C(backup_ok) true and C(age_seconds) below
             O(probes[].max_age_seconds) (criterion C(backup.freshness)).
-          - C(security_headers) - GET /healthz carries C(X-Content-Type-Options: nosniff),
-            C(X-Frame-Options: DENY) and C(Referrer-Policy: no-referrer); C(Strict-Transport-Security) too when the
-            URL is https (criterion C(headers.security)).
+          - C(security_headers) - GET /healthz carries C(X-Content-Type-Options) C(nosniff),
+            C(X-Frame-Options) C(DENY) and C(Referrer-Policy) C(no-referrer); C(Strict-Transport-Security) too when
+            the URL is https (criterion C(headers.security)).
           - C(tls) - the certificate of an https URL - verified, hostname matching, at least
             O(probes[].min_days_valid) days to expiry, not self-signed unless O(probes[].ca_path) or O(ca_path) is
             given (criterion C(tls.certificate)).
@@ -108,7 +108,8 @@ options:
         description: Password for HTTP Basic authentication. Never printed.
         type: str
       bearer_token:
-        description: A token sent as C(Authorization: Bearer <token>) (for example the metrics token). Never printed.
+        description:
+          - A token sent in the C(Authorization) header as C(Bearer <token>) (for example the metrics token). Never printed.
         type: str
       status_code:
         description:
