@@ -415,25 +415,23 @@ def error_text(exc):
 
 
 class Outcome:
-    """What one guarded statement gave: rows and rowcount, or the error."""
+    """What one guarded statement gave: its first row and rowcount, or the error."""
 
-    def __init__(self, rows=None, rowcount=0, error=None):
-        self.rows = rows or []
+    def __init__(self, row=None, rowcount=0, error=None):
+        self.row = row
         self.rowcount = rowcount
         self.error = error
-
-    @property
-    def value(self):
-        return self.rows[0][0] if self.rows else None
 
 
 class Prober:
     """Runs the behavioural proof of one table after another inside the caller's transaction.
 
     The caller has already made the transaction's role the app role (``SET LOCAL ROLE``) and always
-    rolls the whole transaction back; each table is wrapped in its own savepoint and rolled back to it,
-    and every statement that may fail has a savepoint of its own, so one table's failure never aborts
-    the others."""
+    rolls the whole transaction back. Each table runs under its own savepoint, rolled back at its end,
+    and every statement that may fail under a savepoint of its own, so one table's failure never aborts
+    the others. Savepoint bookkeeping (RELEASE after success, ROLLBACK TO after an error: PostgreSQL
+    accepts it in an aborted transaction) is sent in front of the next statement, so each probe costs
+    one round trip."""
 
     def __init__(self, cursor, org_column, setting, org_a, org_b, structure, tables, write_probes=True):
         self.cursor = cursor
@@ -445,30 +443,35 @@ class Prober:
         self.tables = tables
         self.write_probes = write_probes
         self.statements = 0
+        self._pending = []
 
     # -- plumbing
-    def _run(self, query):
-        """Every value is a pgsql.Literal inside the composed query and no parameters are passed, so a
-        ``%`` in a quoted identifier can never be taken for a placeholder."""
-        self.statements += 1
-        self.cursor.execute(query)
+    def _queue(self, text, *names):
+        self._pending.append(pgsql.SQL(text).format(*[pgsql.Identifier(name) for name in names]))
 
-    def _savepoint(self, verb, name=SAVEPOINT_STEP):
-        self._run(pgsql.SQL(verb + " {}").format(pgsql.Identifier(name)))
+    def _run(self, query):
+        """Send the queued bookkeeping and ``query`` in one round trip. Every value is a pgsql.Literal
+        inside the composed query and no parameters are passed, so a ``%`` in a quoted identifier can
+        never be taken for a placeholder."""
+        composed = pgsql.Composed(self._pending + [query])
+        self._pending = []
+        self.statements += 1
+        self.cursor.execute(composed)
 
     def _set_org(self, org):
         return pgsql.SQL("SELECT set_config({}, {}, true);").format(pgsql.Literal(self.setting), pgsql.Literal(org or ""))
 
     def _guarded(self, org, query):
-        """Run ``query`` with the setting at ``org`` under a savepoint, in one round trip -> Outcome."""
-        guarded = pgsql.Composed([pgsql.SQL("SAVEPOINT {};").format(pgsql.Identifier(SAVEPOINT_STEP)), self._set_org(org), query])
+        """Run ``query`` with the setting at ``org`` under a savepoint -> Outcome."""
+        self._queue("SAVEPOINT {};", SAVEPOINT_STEP)
         try:
-            self._run(guarded)
+            self._run(pgsql.Composed([self._set_org(org), query]))
         except psycopg2.Error as exc:
-            self._savepoint("ROLLBACK TO SAVEPOINT")
+            self._queue("ROLLBACK TO SAVEPOINT {}; RELEASE SAVEPOINT {};", SAVEPOINT_STEP, SAVEPOINT_STEP)
             return Outcome(error=exc)
-        outcome = Outcome(self.cursor.fetchall() if self.cursor.description else [], self.cursor.rowcount)
-        self._savepoint("RELEASE SAVEPOINT")
+        row = self.cursor.fetchone() if self.cursor.description else None
+        outcome = Outcome(row, self.cursor.rowcount)
+        self._queue("RELEASE SAVEPOINT {};", SAVEPOINT_STEP)
         return outcome
 
     def _table_sql(self, oid):
@@ -491,7 +494,7 @@ class Prober:
         return values
 
     def _row_values(self, oid, org, given, depth, trail, parents):
-        """Column -> parameter for a probe row of ``oid`` whose foreign-key parents are inserted first
+        """Column -> value for a probe row of ``oid`` whose foreign-key parents are inserted first
         (in the same org, under the current setting)."""
         entry, columns = self._columns(oid)
         if depth > MAX_PARENT_DEPTH or oid in trail:
@@ -553,16 +556,17 @@ class Prober:
             result["status"] = "error"
             result["errors"].append("the app role has no SELECT privilege on the table: nothing can be proven")
             return result
-        self._savepoint("SAVEPOINT", SAVEPOINT_TABLE)
+        self._queue("SAVEPOINT {};", SAVEPOINT_TABLE)
         try:
             self._prove(info, given, result)
         except psycopg2.Error as exc:
-            # A statement outside the guarded steps failed (a timeout, a lock): this table is undecided,
-            # the savepoint below restores the transaction for the next one.
+            # A statement outside the guarded steps failed (a timeout, a lock): this table is undecided;
+            # rolling back to its savepoint (queued below) restores the transaction for the next one.
             result["errors"].append("the proof stopped: %s" % error_text(exc))
         finally:
-            self._savepoint("ROLLBACK TO SAVEPOINT", SAVEPOINT_TABLE)
-            self._savepoint("RELEASE SAVEPOINT", SAVEPOINT_TABLE)
+            # Sent in front of the next table's first statement; the caller rolls back the whole
+            # transaction after the last table anyway.
+            self._queue("ROLLBACK TO SAVEPOINT {}; RELEASE SAVEPOINT {};", SAVEPOINT_TABLE, SAVEPOINT_TABLE)
         if result["reasons"]:
             result["status"] = "fail"
         elif result["errors"]:
@@ -575,49 +579,30 @@ class Prober:
         obs = result["observations"]
         oid = info["oid"]
         org_table = info["has_org_column"]
-        table_sql = self._table_sql(oid)
-        org_sql = pgsql.Identifier(self.org_column)
-        # Read-only part: existing rows of other orgs, and anything at all with no org set.
-        if org_table:
-            for label, org in (("org_a", self.org_a), ("org_b", self.org_b)):
-                outcome = self._guarded(org, pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {}::uuid)").format(
-                    table_sql, org_sql, pgsql.Literal(org)))
-                if outcome.error is not None:
-                    result["errors"].append("reading as %s failed: %s" % (label, error_text(outcome.error)))
-                    return
-                obs["other_org_rows_visible_as_%s" % label] = bool(outcome.value)
-                if outcome.value:
-                    result["reasons"].append("rows of other orgs are visible with %s set to %s" % (self.setting, label))
-        outcome = self._guarded("", pgsql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table_sql))
-        if outcome.error is not None:
-            obs["rows_visible_without_org"] = "error: %s" % error_text(outcome.error)
-        else:
-            obs["rows_visible_without_org"] = bool(outcome.value)
-            if outcome.value:
-                result["reasons"].append("rows are visible with no org set")
-        if not self.write_probes:
-            obs["write_probes"] = "disabled"
-            return
-        if not org_table and given is None:
+        writes = self.write_probes and info["can_insert"] and (org_table or given is not None)
+        ctid = own_values = None
+        if self.write_probes and not org_table and given is None:
             result["skip_reason"] = ("no %s column (the policy joins through another table): the write probes need "
                                      "probe_values for this table ({} lets foreign-key parents be generated)" % self.org_column)
-            return
-        if not info["can_insert"]:
+        elif self.write_probes and not info["can_insert"]:
             obs["write_probes"] = "not run: the app role has no INSERT privilege, so it cannot insert into another org"
+        elif not self.write_probes:
+            obs["write_probes"] = "disabled"
+        if writes:
+            ctid, own_values = self._own_row(oid, given, result, obs)
+        self._reads(info, ctid, result, obs)
+        if not writes:
             return
-        ctid, own_values = self._own_row(oid, given, result, obs)
-        if ctid is not None:
-            self._visibility(table_sql, ctid, result, obs)
         if org_table:
             self._expect_refusal("cross_org_insert", self.org_a, oid, self._safe_values(oid, self.org_b, given, own_values, result),
                                  result, obs, "a row for org_b inserted while %s is org_a" % self.setting)
             self._expect_refusal("no_org_insert", "", oid, self._safe_values(oid, self.org_a, given, own_values, result),
                                  result, obs, "a row for org_a inserted with no org set")
+            if ctid is not None and info["can_update"]:
+                self._move(oid, ctid, result, obs)
         elif own_values is not None:
             self._expect_refusal("cross_org_insert", self.org_b, oid, dict(own_values), result, obs,
                                  "a row joined to org_a's data inserted while %s is org_b" % self.setting)
-        if ctid is not None and org_table and info["can_update"]:
-            self._updates(table_sql, org_sql, ctid, result, obs)
 
     def _safe_values(self, oid, org, given, own_values, result):
         try:
@@ -629,19 +614,19 @@ class Prober:
     def _own_row(self, oid, given, result, obs):
         """Insert org_a's probe row (foreign-key parents first) -> (ctid, values) or (None, None)."""
         parents = []
-        self._savepoint("SAVEPOINT")
+        self._queue("SAVEPOINT {};", SAVEPOINT_STEP)
+        self._pending.append(self._set_org(self.org_a))
         try:
-            self._run(self._set_org(self.org_a))
             values = self._row_values(oid, self.org_a, given, 0, frozenset(), parents)
             self._run(self._insert_sql(oid, values, [pgsql.SQL("ctid::text")]))
             ctid = self.cursor.fetchone()[0]
         except (ProbeBuildError, ParentRowError) as exc:
-            self._savepoint("ROLLBACK TO SAVEPOINT")
+            self._queue("ROLLBACK TO SAVEPOINT {}; RELEASE SAVEPOINT {};", SAVEPOINT_STEP, SAVEPOINT_STEP)
             obs["own_org_insert"] = "not run: %s" % exc
             result["errors"].append(str(exc))
             return None, None
         except psycopg2.Error as exc:
-            self._savepoint("ROLLBACK TO SAVEPOINT")
+            self._queue("ROLLBACK TO SAVEPOINT {}; RELEASE SAVEPOINT {};", SAVEPOINT_STEP, SAVEPOINT_STEP)
             if is_rls_refusal(exc):
                 obs["own_org_insert"] = "refused by row-level security"
                 result["reasons"].append("org_a cannot insert its own row (%s): the policies do not accept %s"
@@ -651,31 +636,67 @@ class Prober:
                 result["errors"].append("the probe row could not be inserted (%s): give probe_values for this table"
                                         % error_text(exc))
             return None, None
-        self._savepoint("RELEASE SAVEPOINT")
+        self._queue("RELEASE SAVEPOINT {};", SAVEPOINT_STEP)
         obs["own_org_insert"] = "ok"
         if parents:
             obs["generated_parent_rows"] = parents
         return ctid, values
 
-    def _visibility(self, table_sql, ctid, result, obs):
-        query = pgsql.SQL("SELECT count(*) FROM {} WHERE ctid = {}::tid").format(table_sql, pgsql.Literal(ctid))
-        for label, org, expected in (("org_a", self.org_a, 1), ("org_b", self.org_b, 0), ("no_org", "", 0)):
-            outcome = self._guarded(org, query)
-            key = "probe_row_visible_as_%s" % label
-            if outcome.error is not None:
-                obs[key] = "error: %s" % error_text(outcome.error)
-                if label == "org_a":
-                    result["errors"].append("reading the probe row back as org_a failed: %s" % error_text(outcome.error))
+    def _reads(self, info, ctid, result, obs):
+        """One statement per org context: rows of other orgs visible? the probe row visible? Under
+        org_b the cross-org UPDATE of the probe row rides along (it must touch nothing)."""
+        table_sql = self._table_sql(info["oid"])
+        org_sql = pgsql.Identifier(self.org_column)
+        org_table = info["has_org_column"]
+        probe = pgsql.SQL("(SELECT count(*) FROM {} WHERE ctid = {}::tid)").format(table_sql, pgsql.Literal(ctid))
+        update = ctid is not None and org_table and info["can_update"]
+        for label, org in (("org_a", self.org_a), ("org_b", self.org_b), ("no_org", "")):
+            if org and not org_table and ctid is None:
                 continue
-            obs[key] = bool(outcome.value)
-            if outcome.value == expected:
-                continue
-            if label == "org_a":
-                result["reasons"].append("org_a's own probe row is not visible to org_a")
-            elif label == "org_b":
-                result["reasons"].append("org_a's probe row is visible with %s set to org_b" % self.setting)
+            if not org:
+                others = pgsql.SQL("EXISTS (SELECT 1 FROM {})").format(table_sql)
+            elif org_table:
+                others = pgsql.SQL("EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {}::uuid)").format(
+                    table_sql, org_sql, pgsql.Literal(org))
             else:
+                others = pgsql.SQL("false")
+            if label == "org_b" and update:
+                query = pgsql.SQL("WITH moved AS (UPDATE {} SET {} = {} WHERE ctid = {}::tid RETURNING 1) "
+                                  "SELECT {}, {}, (SELECT count(*) FROM moved)").format(
+                    table_sql, org_sql, org_sql, pgsql.Literal(ctid), others, probe)
+            else:
+                query = pgsql.SQL("SELECT {}, {}, 0").format(others, probe)
+            outcome = self._guarded(org, query)
+            if outcome.error is not None:
+                text = error_text(outcome.error)
+                if label == "no_org":
+                    # A policy that raises with no org set (a cast of '' to uuid) shows nothing: not a leak.
+                    obs["rows_visible_without_org"] = "error: %s" % text
+                else:
+                    result["errors"].append("reading as %s failed: %s" % (label, text))
+                continue
+            seen_others, seen_probe, updated = outcome.row
+            if label == "no_org":
+                obs["rows_visible_without_org"] = bool(seen_others)
+                if seen_others:
+                    result["reasons"].append("rows are visible with no org set")
+            elif org_table:
+                obs["other_org_rows_visible_as_%s" % label] = bool(seen_others)
+                if seen_others:
+                    result["reasons"].append("rows of other orgs are visible with %s set to %s" % (self.setting, label))
+            if ctid is None:
+                continue
+            obs["probe_row_visible_as_%s" % label] = bool(seen_probe)
+            if label == "org_a" and not seen_probe:
+                result["reasons"].append("org_a's own probe row is not visible to org_a")
+            elif label == "org_b" and seen_probe:
+                result["reasons"].append("org_a's probe row is visible with %s set to org_b" % self.setting)
+            elif label == "no_org" and seen_probe:
                 result["reasons"].append("org_a's probe row is visible with no org set")
+            if label == "org_b" and update:
+                obs["cross_org_update_rows"] = updated
+                if updated:
+                    result["reasons"].append("an UPDATE with org_b set changed org_a's probe row")
 
     def _expect_refusal(self, key, context_org, oid, values, result, obs, what):
         if values is None:
@@ -696,15 +717,9 @@ class Prober:
             obs[key] = "error: %s" % error_text(exc)
             result["errors"].append("%s could not be decided: %s" % (what, error_text(exc)))
 
-    def _updates(self, table_sql, org_sql, ctid, result, obs):
-        outcome = self._guarded(self.org_b, pgsql.SQL("UPDATE {} SET {} = {} WHERE ctid = {}::tid").format(
-            table_sql, org_sql, org_sql, pgsql.Literal(ctid)))
-        if outcome.error is not None:
-            obs["cross_org_update"] = "error: %s" % error_text(outcome.error)
-        else:
-            obs["cross_org_update_rows"] = outcome.rowcount
-            if outcome.rowcount:
-                result["reasons"].append("an UPDATE with org_b set changed org_a's probe row")
+    def _move(self, oid, ctid, result, obs):
+        table_sql = self._table_sql(oid)
+        org_sql = pgsql.Identifier(self.org_column)
         outcome = self._guarded(self.org_a, pgsql.SQL("UPDATE {} SET {} = {}::uuid WHERE ctid = {}::tid").format(
             table_sql, org_sql, pgsql.Literal(self.org_b), pgsql.Literal(ctid)))
         if outcome.error is None:
