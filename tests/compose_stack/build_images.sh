@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the runtime image of the compose stack without a registry: a Debian bookworm minbase root
 # filesystem made by debootstrap with the packages the reference service needs (Python 3, psycopg2,
-# Alembic, SQLAlchemy) and PostgreSQL 15 for the db service, imported with `podman import`.
+# Alembic with its `alembic` command, SQLAlchemy) and PostgreSQL 15 for the db service, imported with
+# `podman import`.
 #
 #   bash tests/compose_stack/build_images.sh            # ensure localhost/cws-runtime:bookworm exists
 #   bash tests/compose_stack/build_images.sh --force    # rebuild from scratch (ignores every cache)
@@ -18,7 +19,7 @@ root=$(cd "$here/../.." && pwd)
 IMAGE=${CWS_RUNTIME_IMAGE:-localhost/cws-runtime:bookworm}
 SUITE=bookworm
 MIRROR=${CWS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES=python3,python3-psycopg2,python3-alembic,python3-sqlalchemy,postgresql-15,ca-certificates
+PACKAGES=python3,python3-psycopg2,python3-alembic,alembic,python3-sqlalchemy,postgresql-15,ca-certificates
 CACHE=${CWS_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cws-images}
 FORMAT_VERSION=1
 force=0
