@@ -600,10 +600,11 @@ def plan(params, module):
             headers["Authorization"] = to_text(basic_auth_header(roles[role][0], roles[role][1]))
             send, skip_reason = True, None
             if write:
-                if module.check_mode:
-                    send, skip_reason = False, "credentialed write planned, not sent in check mode"
-                elif not params["allow_writes"]:
+                # Not allowed is the reason in every mode; check mode only matters for writes that would be sent.
+                if not params["allow_writes"]:
                     send, skip_reason = False, "writes not allowed (allow_writes is false)"
+                elif module.check_mode:
+                    send, skip_reason = False, "credentialed write planned, not sent in check mode"
             # Read-only mode answers 409 before authentication, whatever the role could do otherwise.
             expected = [409] if blocked_write else expect[role]
             probe = Probe(endpoint, role, expected, reasons.get(role), "auth.roles", spec_for(headers), send, skip_reason)
