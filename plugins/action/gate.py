@@ -25,6 +25,7 @@ ARGUMENT_SPEC = dict(
     waivers=dict(type="list", elements="dict", default=[]),
     advisory=dict(type="list", elements="str", default=[]),
     required_criteria=dict(type="list", elements="str", default=[]),
+    expected_hosts=dict(type="list", elements="str"),
     artifacts_dir=dict(type="path"),
     fail_on_nogo=dict(type="bool", default=True),
     publish_stats=dict(type="bool", default=True),
@@ -58,6 +59,7 @@ class ActionModule(ActionBase):
             waivers=args.get("waivers"),
             advisory=args.get("advisory"),
             required_criteria=args.get("required_criteria"),
+            expected_hosts=args.get("expected_hosts"),
             check_mode=check_mode,
             release=args.get("release") or "",
             secrets=secrets,
@@ -86,6 +88,7 @@ class ActionModule(ActionBase):
             waived=report["waived"],
             advisory=report["advisory"],
             input_errors=report["input_errors"],
+            missing_hosts=report["missing_hosts"],
             counts=report["counts"],
             criteria=[
                 dict((key, criterion[key]) for key in ("criterion", "outcome", "status", "blocking", "required", "hosts", "summary"))

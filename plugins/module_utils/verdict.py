@@ -13,7 +13,7 @@ Verdicts:
 - ``NO-GO``: at least one blocking criterion failed (errors are listed too).
 - ``NO-GO-INCONCLUSIVE``: nothing failed, but something could not be decided: a blocking ``error``,
   a required criterion without a real outcome, a blocking check skipped because of check mode,
-  nothing verified at all, or malformed input.
+  an expected host without any result, nothing verified at all, or malformed input.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -293,6 +293,20 @@ def parse_waivers(waivers, today, secrets=()):
     return active, expired, errors
 
 
+def _check_hosts(values):
+    hosts, errors = [], []
+    if values is None:
+        return hosts, errors
+    if not isinstance(values, list):
+        return hosts, ["expected_hosts: must be a list of host names"]
+    for index, value in enumerate(values):
+        if not _is_text(value) or not value:
+            errors.append("expected_hosts[%d]: must be a host name" % index)
+        elif value not in hosts:
+            hosts.append(value)
+    return hosts, errors
+
+
 def _check_ids(values, option):
     ids, errors = [], []
     if values is None:
@@ -378,8 +392,10 @@ def _truncate(text, limit):
 
 
 def evaluate(records=None, results=None, waivers=None, advisory=None, required_criteria=None,
-             check_mode=False, release="", now=None, secrets=()):
-    """Decide. Returns the report (what ``gonogo.json`` holds)."""
+             check_mode=False, release="", now=None, secrets=(), expected_hosts=None):
+    """Decide. Returns the report (what ``gonogo.json`` holds). ``expected_hosts``: hosts that must
+    each have reported at least one real outcome (a host that failed or became unreachable before
+    its checks ran is not silently left out)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if now.tzinfo is None:
         now = now.replace(tzinfo=datetime.timezone.utc)
@@ -390,7 +406,9 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
     active, expired, waiver_errors = parse_waivers(to_plain(waivers), today, secrets=secrets)
     advisory_ids, advisory_errors = _check_ids(to_plain(advisory), "advisory")
     required_ids, required_errors = _check_ids(to_plain(required_criteria), "required_criteria")
-    input_errors = [redact_text(e, secrets) for e in input_errors + waiver_errors + advisory_errors + required_errors]
+    expected, host_errors = _check_hosts(to_plain(expected_hosts))
+    input_errors = [redact_text(e, secrets)
+                    for e in input_errors + waiver_errors + advisory_errors + required_errors + host_errors]
 
     by_criterion = {}
     for record in collected:
@@ -498,6 +516,12 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
         verdict = verdict if verdict == NO_GO else INCONCLUSIVE
         verdict_reasons.append("%s inconclusive: %s"
                                % (_count(len(inconclusive), "blocking criterion", "blocking criteria"), ", ".join(inconclusive)))
+    reporting_hosts = set(r["host"] for r in collected if r["host"] and r["status"] in (PASS, FAIL, ERROR))
+    missing_hosts = [host for host in expected if host not in reporting_hosts]
+    if missing_hosts:
+        verdict = verdict if verdict == NO_GO else INCONCLUSIVE
+        verdict_reasons.append("%s reported no result: %s" % (_count(len(missing_hosts), "expected host"),
+                                                              ", ".join(missing_hosts)))
     if input_errors:
         verdict = verdict if verdict == NO_GO else INCONCLUSIVE
         verdict_reasons.append("%s: the gate cannot vouch for malformed input" % _count(len(input_errors), "input error"))
@@ -545,6 +569,8 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
             "records": record_counts,
             "hosts": len(set(r["host"] for r in collected if r["host"])),
         },
+        "expected_hosts": expected,
+        "missing_hosts": missing_hosts,
         "criteria": criteria,
         "waivers": {"applied": applied, "expired": expired, "unused": unused},
         "input_errors": input_errors,
@@ -592,6 +618,8 @@ def message(report, paths=None):
             if criterion["reasons"] and criterion["summary"] and criterion["reasons"][0] not in criterion["summary"]:
                 why = "%s (%s)" % (criterion["summary"], criterion["reasons"][0])
             parts.append("INCONCLUSIVE %s: %s" % (criterion["criterion"], _truncate(why, _SUMMARY_LIMIT)))
+    if report.get("missing_hosts"):
+        parts.append("NO RESULT from %s" % ", ".join(report["missing_hosts"]))
     for error in report["input_errors"][:10]:
         parts.append("INPUT %s" % error)
     if len(report["input_errors"]) > 10:
@@ -613,6 +641,7 @@ def stats(report, paths=None):
             "generated_at": report["generated_at"],
             "inconclusive": list(report["inconclusive"]),
             "waived": list(report["waived"]),
+            "missing_hosts": list(report.get("missing_hosts") or []),
             "json": paths.get("json"),
             "markdown": paths.get("markdown"),
             "junit": paths.get("junit"),
@@ -734,6 +763,14 @@ def render_markdown(report):
             lines.append("- waivers[%d] for %s (until %s): nothing to waive" % (waiver["index"], _cell(waiver["criterion"]), waiver["expires"]))
         lines.append("")
 
+    if report.get("missing_hosts"):
+        lines.append("## Expected hosts without results")
+        lines.append("")
+        for host in report["missing_hosts"]:
+            lines.append("- %s: no check reported a result for this host (failed or unreachable before its checks ran?)"
+                         % _cell(host))
+        lines.append("")
+
     if report["input_errors"]:
         lines.append("## Input errors")
         lines.append("")
@@ -832,6 +869,13 @@ def render_junit(report):
         if kind == PASS and text:
             out = ET.SubElement(case, "system-out")
             out.text = details
+
+    for host in report.get("missing_hosts") or []:
+        counts["tests"] += 1
+        counts["errors"] += 1
+        case = ET.SubElement(suite, "testcase", {"classname": "gonogo.gate", "name": _xml_text("gate.hosts [%s]" % host),
+                                                 "time": "0.000"})
+        ET.SubElement(case, "error", {"message": "no check reported a result for this host", "type": "missing_host"})
 
     if report["input_errors"]:
         counts["tests"] += 1

@@ -21,8 +21,8 @@ description:
     the worst one (C(error) beats C(fail) beats C(pass) beats C(skipped)); for the decision, a blocking C(fail) on any
     host makes the criterion fail, else a blocking C(error) on any host makes it inconclusive.
   - A blocking C(fail) gives C(NO-GO). A blocking C(error), a required criterion with no real outcome,
-    a blocking check skipped because of check mode, malformed input, or a run in which no blocking
-    criterion passed at all gives C(NO-GO-INCONCLUSIVE) (unless something also failed, which gives C(NO-GO)).
+    a blocking check skipped because of check mode, an O(expected_hosts) host without any result, malformed input,
+    or a run in which no blocking criterion passed at all gives C(NO-GO-INCONCLUSIVE) (unless something also failed, which gives C(NO-GO)).
     The gate fails closed, it never says C(GO) because a check silently did not run.
   - Waived criteria are reported as waived and do not gate; advisory findings are reported and never gate.
   - Writes three reports into O(artifacts_dir), each written to a temporary file and renamed into place,
@@ -102,6 +102,14 @@ options:
     type: list
     elements: str
     default: []
+  expected_hosts:
+    description:
+      - Hosts that must each have reported at least one real outcome (C(pass), C(fail) or C(error)); one that did not
+        (it failed or became unreachable before its checks ran) makes the verdict at best C(NO-GO-INCONCLUSIVE).
+      - A host that fails drops out of C(ansible_play_hosts), so a gate fed from that list alone would not notice it;
+        pass C(ansible_play_hosts_all) or the inventory group here.
+    type: list
+    elements: str
   artifacts_dir:
     description:
       - The directory the reports are written to, created when missing.
@@ -181,7 +189,8 @@ EXAMPLES = r"""
 
 - name: Gather the records of every app host (host name -> result) and decide on the controller
   cleanwithsnapshot.release.gate:
-    results: "{{ dict(groups['app'] | zip(groups['app'] | map('extract', hostvars, 'preflight_result'))) }}"
+    results: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, 'preflight_result'))) }}"
+    expected_hosts: "{{ groups['app'] }}"
     advisory: "{{ ['config.stripe', 'config.email'] if env_name == 'staging' else [] }}"
     waivers:
       - criterion: backup.freshness
@@ -252,6 +261,12 @@ advisory:
   type: list
   elements: str
   sample: [rls.coverage]
+missing_hosts:
+  description: The O(expected_hosts) without any result.
+  returned: always
+  type: list
+  elements: str
+  sample: [app2]
 input_errors:
   description: What was wrong with the input, each naming the record index or waiver field.
   returned: always

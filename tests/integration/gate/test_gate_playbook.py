@@ -193,3 +193,22 @@ def test_records_from_a_registered_loop_and_a_skipped_task(run_playbook):
     assert report["counts"]["records"]["total"] == 4
     assert any("skipped task" in note for note in report["notes"])
     assert json.loads(json.dumps(report))["verdict"] == "GO"
+
+
+def test_a_host_that_failed_before_its_checks_is_not_forgotten(run_playbook):
+    tasks = [
+        {"name": "app2 breaks before its checks", "ansible.builtin.fail": {"msg": "disk full"},
+         "when": "inventory_hostname == 'app2'"},
+        {"name": "Checks", "ansible.builtin.set_fact": {
+            "check_result": {"records": [record("health.liveness", "pass", "GET /healthz 200")]}}},
+        {"name": "Decide from the hosts still in the play", "run_once": True, "cleanwithsnapshot.release.gate": {
+            "results": "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, 'check_result'))) }}",
+            "expected_hosts": "{{ ansible_play_hosts_all }}",
+            "artifacts_dir": "{{ artifacts }}", "fail_on_nogo": False}, "register": "gonogo"},
+    ]
+    run = run_playbook(tasks, inventory="app1,app2,")
+    report = run.report()
+    assert report["verdict"] == "NO-GO-INCONCLUSIVE"
+    assert report["missing_hosts"] == ["app2"]
+    assert run.custom_stats["gonogo_verdict"] == "NO-GO-INCONCLUSIVE"
+    assert run.custom_stats["gonogo_report"]["missing_hosts"] == ["app2"]

@@ -545,3 +545,30 @@ def test_unwritable_directory_raises_oserror(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError):
         v.write_reports(decide([rec("health.liveness", "pass")]), str(blocker / "sub"))
+
+
+# ------------------------------------------------------------------------------------------- expected hosts
+
+def test_expected_host_without_any_result_is_never_go():
+    records = [rec("health.liveness", "pass", host="app1"), rec("host.disk", "skipped", host="app2", summary="no data")]
+    report = decide(records, expected_hosts=["app1", "app2", "app3"])
+    assert report["verdict"] == v.INCONCLUSIVE
+    assert report["missing_hosts"] == ["app2", "app3"]  # skipped records are no result
+    assert "2 expected hosts reported no result: app2, app3" in report["reasons"]
+    assert "NO RESULT from app2, app3" in v.message(report)
+    assert "## Expected hosts without results" in v.render_markdown(report)
+    cases = {c.get("name"): c for c in ET.fromstring(v.render_junit(report)).iter("testcase")}
+    assert cases["gate.hosts [app3]"].find("error").get("type") == "missing_host"
+
+
+def test_expected_hosts_all_reporting_is_go_and_a_failure_stays_nogo():
+    records = [rec("health.liveness", "pass", host="app1"), rec("health.liveness", "pass", host="app2")]
+    assert decide(records, expected_hosts=["app1", "app2"])["verdict"] == v.GO
+    report = decide(records + [rec("host.disk", "fail", host="app1")], expected_hosts=["app1", "app2", "app9"])
+    assert report["verdict"] == v.NO_GO and report["missing_hosts"] == ["app9"]
+
+
+def test_bad_expected_hosts_are_bad_input():
+    report = decide([rec("health.liveness", "pass", host="app1")], expected_hosts=["app1", ""])
+    assert report["input_errors"] == ["expected_hosts[1]: must be a host name"]
+    assert report["verdict"] == v.INCONCLUSIVE
