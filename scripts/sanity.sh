@@ -4,8 +4,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-dest="$root/.build/sanity/ansible_collections/cleanwithsnapshot/release"
-rm -rf "$dest" && mkdir -p "$dest"
+# A private copy per run, so two runs at once never pull the tree from under each other.
+work=$(mktemp -d "${TMPDIR:-/tmp}/cws-sanity.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/cleanwithsnapshot/release"
+mkdir -p "$dest"
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
   [ -e "$f" ] && printf '%s\0' "$f"
 done | tar -c --null -T - | tar -x -C "$dest"

@@ -1,0 +1,145 @@
+"""The verify and release playbooks, run for real with ansible-playbook against a reference stack:
+GO when healthy; NO-GO naming the right criterion for each fault switch; check mode never a GO from
+skipped checks; the verdict published for AWX (set_stats)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_inventory import inventory_vars
+from refstack import RefStack
+
+ROOT = Path(__file__).resolve().parents[3]
+PLAYBOOKS = ROOT / "playbooks"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def stack(pg_server):
+    # Its own stack: these runs send many admin requests, so its rate limit is raised (an operator's setting).
+    ref = RefStack(pg_server, name="cws_pb_%d" % os.getpid(), rate_limit=100000)
+    try:
+        ref.start()
+        for sub in ("logs", "var", "tmp"):
+            os.makedirs(os.path.join(ref.state_dir, sub), exist_ok=True)
+        yield ref
+    finally:
+        ref.stop()
+
+
+@pytest.fixture()
+def playbook(stack, tmp_path):
+    stack.clear_faults()
+    vars_file = tmp_path / "local-stack.json"
+    vars_file.write_text(json.dumps(inventory_vars(stack.facts())))
+    artifacts = tmp_path / "artifacts"
+
+    def run(name, *extra):
+        env = dict(os.environ, CWS_LOCAL_STACK=str(vars_file), CWS_ARTIFACTS_DIR=str(artifacts),
+                   ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"), ANSIBLE_NOCOLOR="1",
+                   HOME=str(tmp_path))
+        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), name, "-i", "local"] + list(extra),
+                              cwd=str(PLAYBOOKS), env=env, capture_output=True, text=True, timeout=600, check=False)
+        report_file = artifacts / "gonogo.json"
+        report = json.loads(report_file.read_text()) if report_file.exists() else None
+        return proc, report
+
+    yield run
+    stack.clear_faults()
+
+
+def not_passing(report):
+    return {c["criterion"] for c in report["criteria"] if c["outcome"] in ("fail", "inconclusive")}
+
+
+def test_healthy_release_is_go_and_published(playbook):
+    proc, report = playbook("release.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert report["verdict"] == "GO"
+    assert not not_passing(report)
+    assert "gonogo_verdict: GO" in proc.stdout  # set_stats, shown as custom stats (what AWX reads)
+    outcomes = {c["criterion"]: c["outcome"] for c in report["criteria"]}
+    for criterion in ("health.readiness", "migrations.at_head", "rls.isolation", "auth.roles", "config.secrets", "host.disk"):
+        assert outcomes[criterion] == "pass"
+
+
+FAULTS = [
+    ("readyz_db_down", {}, "health.readiness"),
+    ("heartbeat_stale", {}, "jobs.heartbeat"),
+    ("heartbeat_missing", {}, "jobs.heartbeat"),
+    ("second_head", {}, "migrations.single_head"),
+    ("db_behind", {}, "migrations.at_head"),
+    ("db_unknown_revision", {}, "migrations.at_head"),
+    ("version_table_missing", {}, "migrations.at_head"),
+    ("version_table_empty", {}, "migrations.at_head"),
+    ("rls_disabled", {}, "rls.enabled_forced"),
+    ("rls_not_forced", {}, "rls.enabled_forced"),
+    ("policy_dropped", {}, "rls.policies"),
+    ("policy_other_setting", {}, "rls.policies"),
+    ("policy_leaking", {}, "rls.isolation"),
+    ("app_role_bypassrls", {}, "rls.isolation"),
+    ("admin_open", {}, "auth.anonymous"),
+    ("weak_role_allowed", {}, "auth.roles"),
+    ("read_only", {}, "admin.cleanup"),
+    ("backup_marker_stale", {}, "backup.freshness"),
+    ("backup_marker_missing", {}, "backup.freshness"),
+    ("wrong_shape", {}, "admin.export_dlq"),
+    ("security_headers_missing", {}, "headers.security"),
+    ("estimate_broken", {}, "smoke.estimate"),
+    ("service_down", {}, "health.liveness"),
+]
+
+
+@pytest.mark.parametrize("fault, params, criterion", FAULTS, ids=[f[0] for f in FAULTS])
+def test_each_fault_is_no_go_naming_its_criterion(playbook, stack, fault, params, criterion):
+    stack.set_fault(fault, **params)
+    proc, report = playbook("verify.yml")
+    assert proc.returncode != 0, "a NO-GO must fail the play"
+    assert report is not None, "artifacts must be written on NO-GO"
+    assert report["verdict"] in ("NO-GO", "NO-GO-INCONCLUSIVE")
+    assert criterion in not_passing(report), (criterion, sorted(not_passing(report)))
+    assert criterion in proc.stdout  # the failure message names it
+
+
+def test_failing_job_is_no_go_through_jobs_status(playbook, stack):
+    stack.set_fault("job_failing")
+    stack.run_jobs_once()
+    stack.run_jobs_once()
+    proc, report = playbook("verify.yml")
+    assert proc.returncode != 0
+    assert "jobs.status" in not_passing(report)
+
+
+def test_check_mode_gives_a_real_verdict_from_read_only_probes(playbook):
+    proc, report = playbook("verify.yml", "--check", "-e", "release_allow_writes=false")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert report["verdict"] == "GO" and report["mode"] == "check"
+
+
+def test_check_mode_never_says_go_when_required_writes_were_only_planned(playbook):
+    proc, report = playbook("verify.yml", "--check")
+    assert proc.returncode != 0
+    assert report["verdict"] == "NO-GO-INCONCLUSIVE"
+    assert {"smoke.lead", "admin.cleanup"} <= set(report["inconclusive"])
+
+
+def test_check_mode_still_finds_a_read_only_fault(playbook, stack):
+    stack.set_fault("rls_not_forced")
+    proc, report = playbook("verify.yml", "--check", "-e", "release_allow_writes=false")
+    assert proc.returncode != 0
+    assert report["verdict"] == "NO-GO"
+    assert "rls.enabled_forced" in report["failing"]
+
+
+def test_backup_drill_playbook_is_go_and_writes_the_marker(playbook, stack):
+    os.unlink(stack.backup_marker)
+    proc, report = playbook("backup_drill.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert report["verdict"] == "GO"
+    assert os.path.exists(stack.backup_marker)
