@@ -98,6 +98,10 @@ class ActionModule(ActionBase):
         )
         if paths:
             result["reports"] = paths
+        warnings = ["waivers[%d] for %s expired on %s and was ignored" % (w["index"], w["criterion"], w["expires"])
+                    for w in report["waivers"]["expired"]]
+        if warnings:
+            result["warnings"] = warnings
         if args.get("publish_stats"):
             # set_stats' shape; aggregate=false so a second gate in one run replaces the verdict
             # instead of concatenating the strings.

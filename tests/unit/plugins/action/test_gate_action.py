@@ -152,3 +152,10 @@ def test_bad_options_fail_the_task(args, fragment):
     with pytest.raises(AnsibleActionFail) as info:
         run_gate(args)
     assert fragment in str(info.value)
+
+
+def test_expired_waiver_is_warned_about(tmp_path):
+    waivers = [{"criterion": "backup.freshness", "reason": "old", "expires": "2001-02-03"}]
+    result = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), "waivers": waivers})
+    assert result["warnings"] == ["waivers[0] for backup.freshness expired on 2001-02-03 and was ignored"]
+    assert result["verdict"] == "GO"
