@@ -30,15 +30,18 @@ description:
     backoff and, if it persists, gives an C(error) record.
   - Passwords never appear in records, messages or the echoed arguments.
 author:
-  - cleanwithsnapshot.release contributors
+  - CleanWithSnapshot release engineering (!UNKNOWN)
 extends_documentation_fragment:
-  - cleanwithsnapshot.release.http
+  - cleanwithsnapshot.release.http_client
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: Reads run for real; credentialed writes are reported as planned and not sent.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 options:
   base_url:
     description: The service's base URL. Required for this module.
@@ -728,9 +731,12 @@ def auth_record(probe, secrets):
         evidence["body_excerpt"] = _excerpt(response, secrets)
         summary = "%s: %s" % (_head(probe), _describe(results))
         if response.status not in probe.expected and 200 <= response.status < 300:
-            summary += " - the endpoint answered %s" % ("WITHOUT credentials" if probe.identity == ANONYMOUS
-                                                         else "to a wrong password" if probe.identity == WRONG_PASSWORD
-                                                         else "to a role that should be refused")
+            if probe.identity == ANONYMOUS:
+                summary += " - the endpoint answered WITHOUT credentials"
+            elif probe.identity == WRONG_PASSWORD:
+                summary += " - the endpoint answered to a wrong password"
+            else:
+                summary += " - the endpoint answered to a role that should be refused"
         if (response.status == 409 and response.content_type == PROBLEM_JSON and 409 not in probe.expected
                 and endpoint["write"]):
             summary += " - the service refuses admin writes (read-only mode is on) but read_only_mode is false"
@@ -922,7 +928,7 @@ def argument_spec():
         deadline=dict(type="float", default=120.0),
         concurrency=dict(type="int", default=4),
         roles=dict(type="dict", required=True, no_log=False),
-        wrong_password_role=dict(type="str"),
+        wrong_password_role=dict(type="str", no_log=False),
         extra_headers=dict(type="dict", default={"X-Auth-MFA": "true"}),
         anonymous_extra_headers=dict(type="bool", default=False),
         endpoints=dict(type="list", elements="dict", required=True, options=dict(

@@ -32,15 +32,18 @@ description:
     check mode - a C(skipped) record says so. Read-only POSTs such as /v1/estimate set O(probes[].write=false)
     and run in check mode too.
 author:
-  - cleanwithsnapshot.release contributors
+  - CleanWithSnapshot release engineering (!UNKNOWN)
 extends_documentation_fragment:
-  - cleanwithsnapshot.release.http
+  - cleanwithsnapshot.release.http_client
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: Read-only probes run for real; write probes are reported as planned and not sent.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 options:
   probes:
     description:
@@ -569,7 +572,7 @@ def plan_probe(index, probe, params):
         raise ProbeInputError("%s.max_age_seconds must be greater than 0" % where)
     if probe.get("heartbeat_max_age_seconds") is not None and not probe["heartbeat_max_age_seconds"] > 0:
         raise ProbeInputError("%s.heartbeat_max_age_seconds must be greater than 0" % where)
-    if (probe.get("client_key") or None) and not (probe.get("client_cert") or params.get("client_cert")):
+    if probe.get("client_key") and not (probe.get("client_cert") or params.get("client_cert")):
         raise ProbeInputError("%s.client_key needs client_cert" % where)
 
     try:
@@ -906,8 +909,8 @@ def _readyz_jobs(plan, response, outcome, secrets, by_name):
         results = [_result(base, "exists", True, False, False, "the service reports no '%s' check" % check_name)]
         return part_from_results(plan, "jobs.heartbeat", name, response, results, secrets, outcome)
     detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
-    extra = dict((key, detail[key]) for key in ("enabled", "last_heartbeat", "runner_id", "age_seconds",
-                                                 "threshold_seconds", "message") if key in detail)
+    keys = ("enabled", "last_heartbeat", "runner_id", "age_seconds", "threshold_seconds", "message")
+    extra = dict((key, detail[key]) for key in keys if key in detail)
     if detail.get("enabled") is False or detail.get("jobs_enabled") is False:
         allowed = bool(probe.get("allow_heartbeat_disabled"))
         results = [_result(base + ".detail.enabled", "==", True, False, allowed,
