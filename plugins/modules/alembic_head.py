@@ -23,12 +23,12 @@ description:
     behind says how many revisions are pending, a database ahead or on an unknown revision says so) and,
     when O(readyz_detail) is given, C(migrations.readyz) (what the running service reports matches the database).
   - A missing or empty version table is a C(fail), never a pass. A database that cannot be reached gives
-    an C(error) record (the gate treats it as NO-GO). A failing check is data: the task itself does not fail.
+    an C(error) record (the gate treats it as NO-GO). A failing check is data, the task itself does not fail.
   - Merges (tuple C(down_revision)), parallel branches, branch labels and C(depends_on) (a revision id or a
     branch label) follow Alembic's rules; a head is a revision that no other revision names as its
     C(down_revision).
 author:
-  - Contributors to the cleanwithsnapshot.release collection
+  - CleanWithSnapshot release engineering (!UNKNOWN)
 extends_documentation_fragment:
   - cleanwithsnapshot.release.postgres
 options:
@@ -74,7 +74,7 @@ options:
     type: bool
     default: true
 notes:
-  - Runs in check mode exactly as in normal mode: it only reads (the transaction is READ ONLY).
+  - Runs in check mode exactly as in normal mode; it only reads (the transaction is READ ONLY).
   - Does not need Alembic or the service's code on the host, only the script files and C(psycopg2).
   - The connecting role needs C(SELECT) on the version table; the migration owner or the application role both do.
 seealso:

@@ -20,7 +20,7 @@ description:
   - C(rls.policies) - the expected policy (O(policy_name_pattern), read from C(pg_policies.policyname)) is present,
     permissive, applies to the app role, and its C(USING)/C(WITH CHECK) expressions read O(setting) with
     C(current_setting()) (and compare O(org_column)); any other permissive policy that does not read the setting
-    (C(USING (true)), a policy on another setting) is a C(fail): permissive policies are OR-ed, so it leaks rows.
+    (C(USING (true)), a policy on another setting) is a C(fail), because permissive policies are OR-ed and it leaks rows.
   - C(rls.isolation) - a behavioural proof run AS THE APPLICATION ROLE inside ONE transaction that is ALWAYS rolled
     back. Per table, under its own savepoint, rows of other orgs must be invisible under org A and under org B and
     nothing may be visible with no org set; then (O(write_probes)) a probe row is inserted for org A (foreign-key
@@ -30,7 +30,7 @@ description:
     moving the row to org B by UPDATE must be refused with C(new row violates row-level security policy); an UPDATE
     under org B must touch 0 rows.
   - If the role the proof runs as is a superuser or has BYPASSRLS (read from C(pg_roles) for the role actually
-    used), C(rls.isolation) is C(fail): RLS does not apply to it, so the proof is impossible.
+    used), C(rls.isolation) is C(fail) - RLS does not apply to it, so the proof is impossible.
   - Tables without O(org_column) (policies that join through another table, for example with C(EXISTS) through
     C(bookings)) get the policy check and the read-only part of the proof; the write probes run only when
     O(probe_values) has an entry for them (an empty dict is enough when a NOT NULL foreign key leads to an org table).
@@ -38,7 +38,7 @@ description:
     no RLS, and those with RLS enabled but not forced.
   - Failing checks are data (records), not a failed task; only bad input fails the task.
 author:
-  - Contributors to the cleanwithsnapshot.release collection
+  - CleanWithSnapshot release engineering (!UNKNOWN)
 extends_documentation_fragment:
   - cleanwithsnapshot.release.postgres
 options:
@@ -75,7 +75,7 @@ options:
       - The application role the proof runs as (NOSUPERUSER, NOBYPASSRLS, not the tables' owner).
       - Two ways to connect are supported. Connect AS the application role (O(login_user) or O(dsn) of the app) and
         leave O(app_role) unset or equal to it; or connect as a superuser, the owner or any role that is a member
-        of the application role and set O(app_role): the proof then runs after C(SET LOCAL ROLE) to it, so RLS
+        of the application role and set O(app_role); the proof then runs after C(SET LOCAL ROLE) to it, so RLS
         applies exactly as it does to the application.
       - Unset, the proof runs as the connecting role, which fails the isolation criterion if that role is a
         superuser or has BYPASSRLS.
@@ -397,8 +397,8 @@ def coverage_record(params, catalog, watch):
     if without or not_forced:
         parts = []
         if without:
-            parts.append("%d of %d tables with the %s column have no RLS: %s" % (len(without), len(org_tables), params["org_column"],
-                                                                                  _short(without)))
+            parts.append("%d of %d tables with the %s column have no RLS: %s"
+                         % (len(without), len(org_tables), params["org_column"], _short(without)))
         if not_forced:
             parts.append("%d have RLS enabled but not forced: %s" % (len(not_forced), _short(not_forced)))
         return make_record(COVERAGE, FAIL, "; ".join(parts), evidence, params["coverage_blocking"], watch.elapsed_ms)
