@@ -947,9 +947,11 @@ class Drill(object):
             env = self.source_env()
         except ValueError as exc:
             raise DrillStop("dump", ERROR, "dsn: %s" % exc)
+        program = Stopwatch()
         rc, out, err = self.run_tool(args, env)
         stderr = pg_tools.summarize_stderr(err, self.secrets)
-        self.evidence["dump"].update({"rc": rc, "stderr": stderr["stderr"] if rc != 0 else None})
+        self.evidence["dump"].update({"rc": rc, "stderr": stderr["stderr"] if rc != 0 else None,
+                                      "pg_dump_s": _round(program.elapsed_ms / 1000.0)})
         if rc != 0:
             for pool in self.pools:
                 pool.cancel()
@@ -967,10 +969,13 @@ class Drill(object):
             self.changed = True
         if not self.snapshot:
             self.expected_future = self.executor.submit(self.collect_source, None)
+        hashing = Stopwatch()
         digest = files.sha256_file(final)
         self.evidence["dump"].update({"file": final, "kept": bool(p["keep_dump"]), "size_bytes": os.path.getsize(final),
-                                      "sha256": digest})
+                                      "sha256": digest, "sha256_s": _round(hashing.elapsed_ms / 1000.0)})
+        waiting = Stopwatch()
         self.expected = self.wait_expected()
+        self.evidence["dump"]["expected_facts_wait_s"] = _round(waiting.elapsed_ms / 1000.0)
         self.expected_origin = "source"
         self.close_holder()
         if p["keep_dump"]:
@@ -1078,6 +1083,14 @@ class Drill(object):
                                 "altered after the drill that wrote the manifest" % (str(manifest.get("sha256"))[:16], digest[:16]))
             self.expected = manifest["facts"]
             self.expected_origin = "manifest"
+            recorded = manifest.get("options") or {}
+            if recorded.get("app_role") != p["app_role"] or sorted(recorded.get("app_privileges") or []) != sorted(p["app_privileges"]):
+                self.expected = dict(self.expected, privileges=None)
+                self.notes.append("the manifest recorded the privileges of %s (%s), not of app_role %s: privileges are not compared"
+                                  % (recorded.get("app_role"), ",".join(recorded.get("app_privileges") or []), p["app_role"]))
+            for option in ("schemas", "version_table", "version_table_schema", "exclude_tables"):
+                if recorded.get(option) != p[option]:
+                    self.notes.append("the manifest was written with %s=%s, this drill uses %s" % (option, recorded.get(option), p[option]))
             self.evidence["dump"]["manifest"] = {"created_utc": manifest.get("created_utc"), "source": manifest.get("source"),
                                                  "snapshot_consistent": manifest.get("snapshot_consistent")}
         elif mode == "dump":

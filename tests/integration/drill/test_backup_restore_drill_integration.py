@@ -379,3 +379,45 @@ def test_client_older_than_the_server_is_a_clear_error(module_runner, drill_env,
     assert dump["status"] == "error"
     assert "pg_dump is older than the source server (PostgreSQL 15)" in dump["summary"] and "14.11" in dump["summary"]
     assert result["drill"]["cleanup"]["scratch_created"] is False
+
+
+def test_interrupted_drill_still_drops_its_scratch_database(drill_env, drill_args, source_guard, scratch_databases, tmp_path):
+    """SIGTERM while pg_restore runs (an Ansible timeout, a cancelled AWX job): the module stops the
+    restore, drops the scratch database and still reports (an error record)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from modrun import COLLECTIONS, ROOT
+
+    real_bindir = drill_args["bindir"] or os.path.dirname(shutil.which("pg_restore"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    os.symlink(os.path.join(real_bindir, "pg_dump"), bindir / "pg_dump")
+    slow = bindir / "pg_restore"
+    slow.write_text('#!/bin/sh\ncase "$*" in *--dbname=*) sleep 20;; esac\nexec %s "$@"\n' % os.path.join(real_bindir, "pg_restore"))
+    slow.chmod(0o755)
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(drill_args, bindir=str(bindir), _ansible_check_mode=False)}))
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "plugins" / "modules" / "backup_restore_drill.py"), str(args_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not scratch_databases() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert scratch_databases(), "the scratch database never appeared"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    assert drill_env["admin_password"] not in out + err
+    assert result["status"] == "error"
+    restore = records(result)["restore"]
+    assert restore["status"] == "error" and "interrupted" in restore["summary"]
+    assert result["drill"]["cleanup"]["scratch_dropped"] is True
+    assert scratch_databases() == []
