@@ -505,29 +505,41 @@ class Prober:
         for fk in entry["fks"]:
             needed = [name for name in fk["columns"] if name not in values and columns[name]["not_null"]
                       and not columns[name]["has_default"] and not columns[name]["generated"]]
-            if not needed:
+            known = dict((name, values[name]) for name in fk["columns"] if name in values)
+            # The org column itself may reference the organizations table: that row must exist too.
+            org_link = self.org_column in known and len(known) == len(fk["columns"])
+            if not needed and not org_link:
                 continue
-            parent_row = self._insert_parent(fk["ref_oid"], org, fk["ref_columns"], depth + 1, trail | frozenset([oid]), parents)
+            preset = dict((remote, known[local]) for local, remote in zip(fk["columns"], fk["ref_columns"]) if local in known)
+            parent_row = self._insert_parent(fk["ref_oid"], org, fk["ref_columns"], depth + 1, trail | frozenset([oid]), parents,
+                                             preset, existing_ok=not needed)
             for local, remote in zip(fk["columns"], fk["ref_columns"]):
                 if local not in values:
                     values[local] = parent_row[remote]
         return self._generated(entry, values)
 
-    def _insert_sql(self, oid, values, returning):
+    def _insert_sql(self, oid, values, returning, existing_ok=False):
+        conflict = pgsql.SQL(" ON CONFLICT DO NOTHING" if existing_ok else "")
         names = sorted(values)
         if names:
-            return pgsql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
+            return pgsql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING {}").format(
                 self._table_sql(oid), pgsql.SQL(", ").join(pgsql.Identifier(name) for name in names),
-                pgsql.SQL(", ").join(pgsql.Literal(values[name]) for name in names), pgsql.SQL(", ").join(returning))
-        return pgsql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING {}").format(self._table_sql(oid), pgsql.SQL(", ").join(returning))
+                pgsql.SQL(", ").join(pgsql.Literal(values[name]) for name in names), conflict, pgsql.SQL(", ").join(returning))
+        return pgsql.SQL("INSERT INTO {} DEFAULT VALUES{} RETURNING {}").format(self._table_sql(oid), conflict,
+                                                                                pgsql.SQL(", ").join(returning))
 
-    def _insert_parent(self, oid, org, ref_columns, depth, trail, parents):
-        values = self._row_values(oid, org, None, depth, trail, parents)
+    def _insert_parent(self, oid, org, ref_columns, depth, trail, parents, preset, existing_ok):
+        """Insert a foreign-key parent row (``preset`` fixes some of its columns); with ``existing_ok``
+        an existing row with those keys is used as it is."""
+        values = self._row_values(oid, org, preset, depth, trail, parents)
         try:
-            self._run(self._insert_sql(oid, values, [pgsql.Identifier(name) for name in ref_columns]))
+            self._run(self._insert_sql(oid, values, [pgsql.Identifier(name) for name in ref_columns], existing_ok))
         except psycopg2.Error as exc:
             raise ParentRowError(self.structure[oid]["name"], exc)
         row = self.cursor.fetchone()
+        if row is None:
+            parents.append("%s (existing row)" % self.structure[oid]["name"])
+            return dict((name, preset[name]) for name in ref_columns)
         parents.append(self.structure[oid]["name"])
         return dict(zip(ref_columns, row))
 

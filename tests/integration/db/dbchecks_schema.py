@@ -26,7 +26,7 @@ CREATE TYPE booking_kind AS ENUM ('standard', 'deep', 'move_out');
 CREATE TABLE organizations (org_id uuid PRIMARY KEY, name text NOT NULL);
 CREATE TABLE leads (
     lead_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    org_id uuid NOT NULL,
+    org_id uuid NOT NULL REFERENCES organizations (org_id),
     name text NOT NULL,
     email varchar(120) NOT NULL,
     status text NOT NULL CHECK (status IN ('new', 'contacted', 'won')),

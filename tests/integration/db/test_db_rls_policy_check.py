@@ -75,8 +75,9 @@ def test_healthy_schema_passes_as_owner_switching_to_the_app_role(module_runner,
         assert observed["no_org_insert"] == "refused by row-level security"
         assert observed["move_to_other_org"] == "refused by row-level security"
         assert observed["cross_org_update_rows"] == 0
-    # bookings needs a lead: a parent row was generated in the same org
-    assert isolation["tables"]["bookings"]["observations"]["generated_parent_rows"] == ["leads"]
+    # leads.org_id references organizations, bookings needs a lead: parent rows generated in the same org
+    assert isolation["tables"]["leads"]["observations"]["generated_parent_rows"] == ["organizations"]
+    assert isolation["tables"]["bookings"]["observations"]["generated_parent_rows"] == ["organizations", "leads"]
     # join tables: policy checked, write probes skipped with a reason
     assert sorted(isolation["skipped"]) == sorted(JOIN_TABLES)
     assert "probe_values" in isolation["tables"]["order_addons"]["skip_reason"]
@@ -102,7 +103,7 @@ def test_join_tables_proven_with_probe_values(module_runner, db):
     assert isolation["evidence"]["skipped"] == []
     for table in JOIN_TABLES:
         observed = isolation["evidence"]["tables"][table]["observations"]
-        assert observed["generated_parent_rows"] == ["leads", "bookings"]
+        assert observed["generated_parent_rows"] == ["organizations", "leads", "bookings"]
         assert observed["probe_row_visible_as_org_b"] is False
         assert observed["cross_org_insert"] == "refused by row-level security"
 
@@ -121,6 +122,13 @@ def test_read_only_proof_with_real_orgs(module_runner, db):
     leads = isolation["evidence"]["tables"]["leads"]["observations"]
     assert leads == {"other_org_rows_visible_as_org_a": False, "other_org_rows_visible_as_org_b": False,
                      "rows_visible_without_org": False, "write_probes": "disabled"}
+
+
+def test_existing_org_row_is_reused(module_runner, db):
+    result = check(module_runner, db, org_a=ORG_1)
+    leads = by_criterion(result)["rls.isolation"]["evidence"]["tables"]["leads"]["observations"]
+    assert leads["generated_parent_rows"] == ["organizations (existing row)"]
+    assert result["status"] == "pass"
 
 
 def test_unsatisfiable_generated_value_is_an_error_with_a_hint(module_runner, db):
