@@ -12,7 +12,7 @@ import re
 MASK = "********"
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@")
-_KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<q>'?)(?P<value>(?:[^'\s]|\\')*)(?P=q)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(?P<key>\w*password\s*=\s*)(?P<q>'?)(?P<value>(?:[^'\s]|\\')*)(?P=q)", re.IGNORECASE)
 SENSITIVE_KEY = re.compile(r"(pass(word|wd)?|secret|token|authorization|cookie|api[_-]?key|dsn|credential)", re.IGNORECASE)
 
 

@@ -105,6 +105,7 @@ def test_each_fault_is_no_go_naming_its_criterion(playbook, stack, fault, params
     assert report["verdict"] in ("NO-GO", "NO-GO-INCONCLUSIVE")
     assert criterion in not_passing(report), (criterion, sorted(not_passing(report)))
     assert criterion in proc.stdout  # the failure message names it
+    assert "gonogo_verdict: %s" % report["verdict"] in proc.stdout  # published for AWX even on NO-GO
 
 
 def test_failing_job_is_no_go_through_jobs_status(playbook, stack):

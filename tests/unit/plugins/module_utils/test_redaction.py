@@ -38,3 +38,8 @@ def test_redact_walks_structures_and_sensitive_keys():
 
 def test_redact_text_none():
     assert redact_text(None) is None
+
+
+def test_prefixed_password_keywords_are_masked():
+    for key in ("login_password", "db_password", "PASSWORD"):
+        assert CANARY not in redact_text("%s=%s other=1" % (key, CANARY))
