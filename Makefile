@@ -6,7 +6,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: setup test unit integration sanity lint changelog-lint build demo clean
+.PHONY: setup test unit integration sanity lint molecule build demo clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -25,6 +25,9 @@ sanity: setup
 
 lint: setup
 	@bash scripts/run_tests.sh lint
+
+molecule: setup
+	@bash scripts/run_tests.sh molecule
 
 build: setup
 	@mkdir -p .build/dist && $(VENV_BIN)/ansible-galaxy collection build --force --output-path .build/dist .

@@ -33,17 +33,24 @@ lint() {
   (antsibull-changelog lint) || failed+=("changelog-lint")
 }
 
+molecule() {
+  echo "=== molecule scenarios"
+  bash scripts/run_molecule.sh || failed+=("molecule")
+}
+
 case "$stage" in
   unit) run_pytest unit tests/unit ;;
   integration) run_pytest integration tests/integration tests/reference_service ;;
   sanity) sanity ;;
   lint) lint ;;
+  molecule) molecule ;;
   all)
     run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider
     sanity
     lint
+    molecule
     ;;
-  *) echo "usage: $0 unit|integration|sanity|lint|all" >&2; exit 2 ;;
+  *) echo "usage: $0 unit|integration|sanity|lint|molecule|all" >&2; exit 2 ;;
 esac
 
 if [ ${#failed[@]} -gt 0 ]; then
