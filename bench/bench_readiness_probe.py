@@ -133,7 +133,7 @@ def main():
 
         walls = []
         overflows_before = listen_overflows()
-        for _ in range(args.runs):
+        for _run in range(args.runs):
             wall_ms, result = timed(dict(base, probes=probes))
             walls.append((wall_ms, result))
         wall_ms, result = sorted(walls, key=lambda item: item[0])[len(walls) // 2]

@@ -96,8 +96,8 @@ def test_allowed_writes_run_and_their_answers_have_the_real_shapes(module_runner
 
 def test_check_mode_never_sends_credentialed_writes(module_runner, healthy_stack):
     result = run(module_runner, healthy_stack, WRITES, check_mode=True, allow_writes=True)
-    writes = [r for r in result["records"] if r["criterion"] in ("auth.roles", "admin.cleanup", "admin.email_scan",
-                                                                   "admin.retention")]
+    criteria = ("auth.roles", "admin.cleanup", "admin.email_scan", "admin.retention")
+    writes = [r for r in result["records"] if r["criterion"] in criteria]
     assert writes and all(r["status"] == "skipped" and "check mode" in r["summary"] for r in writes)
 
 

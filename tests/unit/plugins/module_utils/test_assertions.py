@@ -22,12 +22,12 @@ READYZ = {
 }
 
 
-def run(path, op, value=None, expected_path=None, document=READYZ):
+def run(path, op, value=None, expected_path=None, document=None):
     raw = {"path": path, "op": op, "value": value}
     if expected_path:
         raw["expected_path"] = expected_path
     item = A.normalize(raw, "probes[0] (name 'x').assertions[0]")
-    return A.evaluate(item, document)
+    return A.evaluate(item, READYZ if document is None else document)
 
 
 @pytest.mark.parametrize("path, op, value, ok", [

@@ -192,7 +192,7 @@ def test_request_body_and_headers_are_sent(server):
 def test_rate_limiter_sliding_window_with_fake_clock():
     clock = FakeClock()
     limiter = hc.RateLimiter(3, clock=clock, sleep=clock.sleep)
-    waits = [limiter.acquire() for _ in range(3)]
+    waits = [limiter.acquire() for _index in range(3)]
     assert waits == [0, 0, 0]
     clock.sleep(10)
     assert limiter.acquire() == pytest.approx(50.0)   # the first slot frees 60 s after it was taken
@@ -214,9 +214,9 @@ def test_paced_requests_stay_under_the_limit(server):
     clock = FakeClock()
     limiter = hc.RateLimiter(5, clock=clock, sleep=clock.sleep)
     client = fake_client(clock)
-    for _ in range(12):
+    for _index in range(12):
         client.request(hc.RequestSpec(server.base_url + "/v1/admin/profile"), hc.RetryPolicy(retries=0), pacer=limiter)
-    starts = [a for a in limiter._slots]
+    starts = list(limiter._slots)
     for index in range(len(starts) - 5):
         assert starts[index + 5] - starts[index] >= 60.0
     assert len(server.hits()) == 12
@@ -227,7 +227,7 @@ def test_paced_requests_stay_under_the_limit(server):
 def test_run_concurrently_bounds_in_flight_requests_and_keeps_order(server):
     server.script("/slow", answer(200, {"ok": True}, delay=0.2))
     client = hc.HttpClient()
-    specs = [hc.RequestSpec(server.base_url + "/slow") for _ in range(9)]
+    specs = [hc.RequestSpec(server.base_url + "/slow") for _index in range(9)]
     started = time.monotonic()
     results = hc.run_concurrently(lambda s: client.send(s).status, specs, 3, lambda s, e: None)
     elapsed = time.monotonic() - started

@@ -39,7 +39,7 @@ def fake_admin_api(handler):
     echo = {"X-Echo": auth}
     if not auth:
         return answer(401, {"detail": "Admin access requires MFA"}, dict(echo, **{"X-Admin-Auth-Fail-Reason": "mfa_required"}))
-    user, _, password = base64.b64decode(auth.split()[1]).decode().partition(":")
+    user, _sep, password = base64.b64decode(auth.split()[1]).decode().partition(":")
     if handler.headers.get("X-Auth-MFA") != "true":
         return answer(401, {"detail": "Admin access requires MFA"}, dict(echo, **{"X-Admin-Auth-Fail-Reason": "mfa_required"}))
     if ROLES.get(user.replace("ops-", ""), {}).get("password") != password:
@@ -172,9 +172,8 @@ def test_persistent_429_is_an_error_record(module_runner, server):
 
 
 def test_read_only_mode_expects_409_before_authentication(module_runner, server):
-    server.script("/v1/admin/cleanup", answer(409, {"title": "Conflict", "status": 409,
-                                                     "detail": "Admin writes temporarily disabled"},
-                                              content_type="application/problem+json"))
+    conflict = {"title": "Conflict", "status": 409, "detail": "Admin writes temporarily disabled"}
+    server.script("/v1/admin/cleanup", answer(409, conflict, content_type="application/problem+json"))
     result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "requests_per_minute": 0,
                                  "read_only_mode": True,
                                  "endpoints": [{"name": "cleanup", "criterion": "admin.cleanup", "path": "/v1/admin/cleanup",
@@ -216,7 +215,7 @@ def test_job_stale_or_never_succeeded_fails():
 def test_job_failing_every_cycle_fails():
     paths = failed_paths([job("email-dlq", failures=2, error="provider unreachable")])
     assert paths == ["[?name=='email-dlq'].consecutive_failures"]
-    results, _ = bae.evaluate_jobs([job("email-dlq", failures=2, error="provider unreachable")], OPTIONS, NOW)
+    results, _jobs = bae.evaluate_jobs([job("email-dlq", failures=2, error="provider unreachable")], OPTIONS, NOW)
     assert "provider unreachable" in [r for r in results if not r["ok"]][0]["note"]
 
 

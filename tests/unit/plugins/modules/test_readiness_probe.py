@@ -119,15 +119,15 @@ def test_no_secret_anywhere_even_when_the_server_echoes_it(module_runner, server
     server.script("/metrics", echo)
     server.script("/v1/x", echo)
     basic = base64.b64encode(("u:%s" % CANARY).encode()).decode()
-    args = {"base_url": "http://ops:%s@127.0.0.1:%d" % (CANARY, server.port), "retries": 0,
-            "probes": [
-                {"name": "metrics", "criterion": "metrics.endpoint", "path": "/metrics?token=%s" % CANARY,
-                 "bearer_token": CANARY, "assertions": [{"path": "you_sent", "op": "==", "value": "x"},
-                                                        {"path": "token", "op": "==", "value": "y"}],
-                 "required_headers": [{"name": "X-Echo", "value": "nope"}]},
-                {"name": "basic", "criterion": "smoke.x", "path": "/v1/x", "url_username": "u", "url_password": CANARY},
-                {"name": "hdr", "criterion": "smoke.y", "path": "/v1/x", "headers": {"X-Api-Key": CANARY}},
-            ]}
+    probes = [
+        {"name": "metrics", "criterion": "metrics.endpoint", "path": "/metrics?token=%s" % CANARY,
+         "bearer_token": CANARY, "assertions": [{"path": "you_sent", "op": "==", "value": "x"},
+                                                {"path": "token", "op": "==", "value": "y"}],
+         "required_headers": [{"name": "X-Echo", "value": "nope"}]},
+        {"name": "basic", "criterion": "smoke.x", "path": "/v1/x", "url_username": "u", "url_password": CANARY},
+        {"name": "hdr", "criterion": "smoke.y", "path": "/v1/x", "headers": {"X-Api-Key": CANARY}},
+    ]
+    args = {"base_url": "http://ops:%s@127.0.0.1:%d" % (CANARY, server.port), "retries": 0, "probes": probes}
     result = run(module_runner, args)
     assert result["status"] == "fail"
     assert CANARY not in result.raw
@@ -169,9 +169,10 @@ def test_readyz_names_each_failing_sub_check(module_runner, server):
 
 
 def test_heartbeat_disabled_fails_unless_allowed(module_runner, server):
-    body = {"ok": True, "checks": [{"name": "db", "ok": True}, {"name": "migrations", "ok": True,
-                                                               "detail": {"migrations_current": True}},
-                                   {"name": "jobs", "ok": True, "detail": {"enabled": False, "jobs_enabled": False}}]}
+    checks = [{"name": "db", "ok": True},
+              {"name": "migrations", "ok": True, "detail": {"migrations_current": True}},
+              {"name": "jobs", "ok": True, "detail": {"enabled": False, "jobs_enabled": False}}]
+    body = {"ok": True, "checks": checks}
     server.script("/readyz", answer(200, body))
     strict = records_by_name(run(module_runner, {"base_url": server.base_url, "probes": [{"kind": "readyz"}]}))
     assert strict["readyz:jobs"]["status"] == "fail"
