@@ -40,7 +40,7 @@ def _excluded(key, patterns):
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns or ())
 
 
-def check_revision(expected, actual, expected_revision=None):
+def check_revision(expected, actual, expected_revision=None, origin="source"):
     """The Alembic revision of the restored database equals the expected one (and the given
     ``expected_revision`` when the operator names it, e.g. the migration scripts' head)."""
     wanted = sorted(expected_revision) if expected_revision else None
@@ -51,16 +51,16 @@ def check_revision(expected, actual, expected_revision=None):
     if expected is not None:
         exp_versions = sorted(expected.get("versions") or [])
         if not expected.get("present"):
-            problems.append("version table %s is missing in the %s" % (expected.get("table"), "source"))
+            problems.append("version table %s is missing in the %s" % (expected.get("table"), origin))
         elif not exp_versions:
-            problems.append("version table %s is empty in the source" % expected.get("table"))
+            problems.append("version table %s is empty in the %s" % (expected.get("table"), origin))
     act_versions = sorted((actual or {}).get("versions") or [])
     if not actual or not actual.get("present"):
         problems.append("version table %s is missing in the restored database" % (actual or expected or {}).get("table"))
     elif not act_versions:
         problems.append("version table %s is empty in the restored database" % actual.get("table"))
     if expected is not None and expected.get("present") and exp_versions and act_versions != exp_versions:
-        problems.append("restored revision %s differs from the source's %s" % (",".join(act_versions) or "none", ",".join(exp_versions)))
+        problems.append("restored revision %s differs from the %s's %s" % (",".join(act_versions) or "none", origin, ",".join(exp_versions)))
     if wanted is not None and act_versions != wanted:
         problems.append("restored revision %s is not the expected %s" % (",".join(act_versions) or "none", ",".join(wanted)))
     exp = {"table": (expected or actual or {}).get("table"), "versions": exp_versions}

@@ -1208,7 +1208,7 @@ class Drill(object):
             raise DrillStop("verify", ERROR, "restored database: %s" % exc)
         items = self.max_items
         self.checks = [
-            checks.check_revision(expected.get("revision"), actual.get("revision"), p["expected_revision"]),
+            checks.check_revision(expected.get("revision"), actual.get("revision"), p["expected_revision"], self.expected_origin),
             checks.check_tables(expected, actual, items),
             checks.check_row_counts(expected, actual, p["exclude_tables"], items),
             checks.check_checksums(expected, actual, p["checksum_max_rows"], items),
