@@ -118,7 +118,7 @@ records:
       description: C(migrations.single_head), C(migrations.at_head) or C(migrations.readyz).
       type: str
     name:
-      description: The same as the criterion.
+      description: The same as the criterion, except C(migrations.readyz.matches_database) for the C(readyz_detail) cross-check.
       type: str
     status:
       description: C(pass), C(fail), C(error) (could not decide) or C(skipped).
@@ -188,6 +188,8 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redactio
 SINGLE_HEAD = "migrations.single_head"
 AT_HEAD = "migrations.at_head"
 READYZ = "migrations.readyz"
+# readiness_probe owns migrations.readyz; this record is the database-side cross-check of the same criterion.
+READYZ_NAME = "migrations.readyz.matches_database"
 MAX_LISTED = 25
 IDENTIFIER_MAX = 63
 
@@ -417,16 +419,16 @@ def check_readyz(params, target, current, at_head_record):
     evidence["compared"] = compared
     if not compared:
         summary = "readyz_detail has none of current_version, expected_head(s), migrations_current"
-        return make_record(READYZ, ERROR, summary, evidence, blocking, watch.elapsed_ms)
+        return make_record(READYZ, ERROR, summary, evidence, blocking, watch.elapsed_ms, name=READYZ_NAME)
     if undecided:
         evidence["undecided"] = undecided
     if problems:
-        return make_record(READYZ, FAIL, "; ".join(problems), evidence, blocking, watch.elapsed_ms)
+        return make_record(READYZ, FAIL, "; ".join(problems), evidence, blocking, watch.elapsed_ms, name=READYZ_NAME)
     if undecided:
         summary = "the database could not be read to compare with the service's %s" % ", ".join(undecided)
-        return make_record(READYZ, ERROR, summary, evidence, blocking, watch.elapsed_ms)
+        return make_record(READYZ, ERROR, summary, evidence, blocking, watch.elapsed_ms, name=READYZ_NAME)
     return make_record(READYZ, PASS, "the service agrees with the database (%s)" % ", ".join(compared), evidence, blocking,
-                       watch.elapsed_ms)
+                       watch.elapsed_ms, name=READYZ_NAME)
 
 
 def main():

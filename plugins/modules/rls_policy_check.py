@@ -119,7 +119,8 @@ options:
     type: bool
     default: true
   statement_timeout:
-    description: Seconds any one statement of the check may take (C(statement_timeout), local to its transaction).
+    description: Seconds any one statement of the check may take (C(statement_timeout), local to its transaction); a probe
+      that runs out of time makes its table C(error).
     type: int
     default: 30
   lock_timeout:
@@ -458,8 +459,6 @@ def isolation_record(params, tables, catalog, role, cursor, org_a, org_b, watch)
     probe_values = dict((t, v) for t, v in params["probe_values"].items() if t in existing)
     structure = read_structures(cursor, catalog, existing, probe_values)
     check_probe_columns(catalog, structure, probe_values)
-    cursor.execute("SELECT set_config('row_security', 'on', true), set_config('statement_timeout', %s, true), "
-                   "set_config('lock_timeout', %s, true)", ("%ds" % params["statement_timeout"], "%ds" % params["lock_timeout"]))
     if role["name"] != role["current_user"]:
         cursor.execute(pgsql.SQL("SET LOCAL ROLE {}").format(identifier(role["name"])))
     cursor.execute("SELECT current_user::text")
@@ -526,6 +525,9 @@ def run(module, secrets):
     try:
         try:
             with conn.cursor() as cursor:
+                # Bounded statements and lock waits, and RLS on whatever the role's defaults say.
+                cursor.execute("SELECT set_config('row_security', 'on', true), set_config('statement_timeout', %s, true), "
+                               "set_config('lock_timeout', %s, true)", ("%ds" % params["statement_timeout"], "%ds" % params["lock_timeout"]))
                 role = rls.read_role(cursor, params["app_role"])
                 if not role["exists"]:
                     raise BadInput("app_role: role %s does not exist" % params["app_role"])

@@ -1,0 +1,137 @@
+"""alembic_head and rls_policy_check against the reference stack (tests/harness/refstack.py): the
+healthy deployment passes, each database fault fails naming its revision, table or role."""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from psycopg2 import sql
+
+pytestmark = pytest.mark.integration
+
+RLS_TABLES = ["leads", "bookings", "invoices", "order_photos", "order_addons"]
+COUNTED = RLS_TABLES + ["organizations"]
+
+
+def by_criterion(result):
+    return {record["criterion"]: record for record in result["records"]}
+
+
+def leaks(stack, result):
+    for secret in (stack.db["owner_password"], stack.db["app_password"], stack.db["superuser_password"]):
+        assert secret not in result.raw
+
+
+def alembic(module_runner, stack, **extra):
+    args = {"dsn": stack.db["app_dsn"], "migrations_dir": stack.migrations_dir}
+    args.update(extra)
+    result = module_runner("alembic_head", args)
+    leaks(stack, result)
+    return result
+
+
+def rls(module_runner, stack, **extra):
+    """As the superuser switching to the app role (the stack's owner is not a member of the app role)."""
+    args = {"login_host": stack.db["host"], "login_port": stack.db["port"], "login_user": stack.db["superuser"],
+            "login_password": stack.db["superuser_password"], "login_db": stack.db["dbname"],
+            "app_role": stack.db["app_user"], "tables": RLS_TABLES, "probe_values": {"order_addons": {}}}
+    args.update(extra)
+    args = dict((key, value) for key, value in args.items() if value is not None)
+    before = row_counts(stack)
+    result = module_runner("rls_policy_check", args)
+    assert row_counts(stack) == before, "a probe row outlived the rolled-back proof"
+    leaks(stack, result)
+    return result
+
+
+def row_counts(stack):
+    import psycopg2  # pylint: disable=import-outside-toplevel
+    conn = psycopg2.connect(host=stack.db["host"], port=stack.db["port"], user=stack.db["superuser"],
+                            password=stack.db["superuser_password"], dbname=stack.db["dbname"])
+    try:
+        with conn.cursor() as cur:
+            counts = {}
+            for table in COUNTED:
+                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+                counts[table] = cur.fetchone()[0]
+            return counts
+    finally:
+        conn.close()
+
+
+def readyz_migrations(stack):
+    try:
+        with urllib.request.urlopen(stack.base_url + "/readyz", timeout=10) as resp:
+            body = json.load(resp)
+    except urllib.error.HTTPError as err:
+        body = json.load(err)
+    return next(check["detail"] for check in body["checks"] if check["name"] == "migrations")
+
+
+def test_healthy_stack_passes_both_checks(module_runner, healthy_stack):
+    head = alembic(module_runner, healthy_stack, readyz_detail=readyz_migrations(healthy_stack))
+    records = by_criterion(head)
+    assert head["status"] == "pass", [r["summary"] for r in head["records"]]
+    assert records["migrations.at_head"]["evidence"]["current"] == [healthy_stack.expected_head]
+    assert records["migrations.single_head"]["evidence"]["heads"] == [healthy_stack.expected_head]
+    assert records["migrations.readyz"]["status"] == "pass"
+    result = rls(module_runner, healthy_stack)
+    assert result["status"] == "pass", [r["summary"] for r in result["records"]]
+    isolation = by_criterion(result)["rls.isolation"]["evidence"]
+    assert isolation["proof_ran_as"] == healthy_stack.db["app_user"]
+    assert isolation["tables"]["order_addons"]["observations"]["cross_org_insert"] == "refused by row-level security"
+    coverage = by_criterion(result)["rls.coverage"]
+    assert coverage["blocking"] is False
+    assert {"organizations", "outbox_events", "admin_audit_logs", "chat_sessions"} <= set(coverage["evidence"]["without_rls"])
+
+
+def test_as_the_app_role_with_the_default_orgs(module_runner, healthy_stack):
+    result = rls(module_runner, healthy_stack, dsn=healthy_stack.db["app_dsn"], app_role=None, login_host=None,
+                 login_port=None, login_user=None, login_password=None, login_db=None,
+                 org_a=healthy_stack.default_org_id, org_b=healthy_stack.other_org_id)
+    assert "records" in result, result
+    assert result["status"] == "pass", [r["summary"] for r in result["records"]]
+
+
+@pytest.mark.parametrize("fault, criterion, words", [
+    ("second_head", "migrations.single_head", ["2 heads", "0046_second_head_fault"]),
+    # the head is a merge: back on one parent, the other branch and the merge are pending
+    ("db_behind", "migrations.at_head", ["2 revision(s) behind", "0045_job_failure_tracking"]),
+    ("db_unknown_revision", "migrations.at_head", ["ffffdeadbeef", "unknown revision"]),
+    ("version_table_missing", "migrations.at_head", ["public.alembic_version does not exist"]),
+    ("version_table_empty", "migrations.at_head", ["public.alembic_version is empty"]),
+])
+def test_migration_faults_fail(module_runner, healthy_stack, fault, criterion, words):
+    healthy_stack.set_fault(fault)
+    result = alembic(module_runner, healthy_stack)
+    record = by_criterion(result)[criterion]
+    assert record["status"] == "fail", record
+    for word in words:
+        assert word in record["summary"], record["summary"]
+    assert result["status"] == "fail"
+
+
+@pytest.mark.parametrize("fault, criteria", [
+    ("rls_disabled", ["rls.enabled_forced", "rls.isolation"]),
+    ("rls_not_forced", ["rls.enabled_forced"]),
+    ("policy_dropped", ["rls.policies", "rls.isolation"]),
+    ("policy_other_setting", ["rls.policies", "rls.isolation"]),
+    ("policy_leaking", ["rls.policies", "rls.isolation"]),
+])
+def test_rls_faults_fail_naming_the_table(module_runner, healthy_stack, fault, criteria):
+    healthy_stack.set_fault(fault, table="invoices")
+    result = rls(module_runner, healthy_stack)
+    records = by_criterion(result)
+    assert result["status"] == "fail"
+    for criterion in criteria:
+        assert records[criterion]["status"] == "fail", (criterion, records[criterion]["summary"])
+        assert "invoices" in records[criterion]["summary"]
+        assert "invoices" in records[criterion]["evidence"]["failed"]
+
+
+def test_app_role_bypassrls_fails_isolation(module_runner, healthy_stack):
+    healthy_stack.set_fault("app_role_bypassrls")
+    isolation = by_criterion(rls(module_runner, healthy_stack))["rls.isolation"]
+    assert isolation["status"] == "fail"
+    assert "BYPASSRLS" in isolation["summary"] and healthy_stack.db["app_user"] in isolation["summary"]
