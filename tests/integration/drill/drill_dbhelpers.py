@@ -5,7 +5,6 @@ as, and helpers that list scratch databases and fingerprint the source."""
 from __future__ import annotations
 
 import hashlib
-import secrets
 
 import psycopg2
 from psycopg2 import sql
@@ -122,7 +121,7 @@ def fingerprint(server, dbname):
                     "WHERE c.relkind IN ('r', 'S') AND n.nspname IN ('public', 'reporting') ORDER BY 1, 2")
         relations = cur.fetchall()
         digest.update(repr(relations).encode())
-        for schema, name, _, _, _ in relations:
+        for schema, name, _enabled, _forced, _acl in relations:
             cur.execute("SELECT relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                         "WHERE n.nspname = %s AND c.relname = %s", (schema, name))
             if cur.fetchone()[0] == "S":
@@ -135,5 +134,3 @@ def fingerprint(server, dbname):
         digest.update(repr(cur.fetchall()).encode())
     conn.close()
     return digest.hexdigest()
-
-
