@@ -474,6 +474,13 @@ class Prober:
         self._queue("RELEASE SAVEPOINT {};", SAVEPOINT_STEP)
         return outcome
 
+    @staticmethod
+    def _where_row(locator):
+        """The condition selecting the probe row: (tableoid, ctid) as RETURNING gave them, or nothing."""
+        if locator is None:
+            return pgsql.SQL("false")
+        return pgsql.SQL("tableoid = {}::oid AND ctid = {}::tid").format(pgsql.Literal(locator[0]), pgsql.Literal(locator[1]))
+
     def _table_sql(self, oid):
         entry = self.structure[oid]
         return identifier(entry["schema"], entry["name"])
@@ -630,8 +637,9 @@ class Prober:
         self._pending.append(self._set_org(self.org_a))
         try:
             values = self._row_values(oid, self.org_a, given, 0, frozenset(), parents)
-            self._run(self._insert_sql(oid, values, [pgsql.SQL("ctid::text")]))
-            ctid = self.cursor.fetchone()[0]
+            # tableoid with ctid: a partitioned (or inherited) table's partitions repeat ctids
+            self._run(self._insert_sql(oid, values, [pgsql.SQL("tableoid::oid::bigint"), pgsql.SQL("ctid::text")]))
+            ctid = tuple(self.cursor.fetchone())
         except (ProbeBuildError, ParentRowError) as exc:
             self._queue("ROLLBACK TO SAVEPOINT {}; RELEASE SAVEPOINT {};", SAVEPOINT_STEP, SAVEPOINT_STEP)
             obs["own_org_insert"] = "not run: %s" % exc
@@ -660,7 +668,7 @@ class Prober:
         table_sql = self._table_sql(info["oid"])
         org_sql = pgsql.Identifier(self.org_column)
         org_table = info["has_org_column"]
-        probe = pgsql.SQL("(SELECT count(*) FROM {} WHERE ctid = {}::tid)").format(table_sql, pgsql.Literal(ctid))
+        probe = pgsql.SQL("(SELECT count(*) FROM {} WHERE {})").format(table_sql, self._where_row(ctid))
         update = ctid is not None and org_table and info["can_update"]
         for label, org in (("org_a", self.org_a), ("org_b", self.org_b), ("no_org", "")):
             if org and not org_table and ctid is None:
@@ -673,9 +681,9 @@ class Prober:
             else:
                 others = pgsql.SQL("false")
             if label == "org_b" and update:
-                query = pgsql.SQL("WITH moved AS (UPDATE {} SET {} = {} WHERE ctid = {}::tid RETURNING 1) "
+                query = pgsql.SQL("WITH moved AS (UPDATE {} SET {} = {} WHERE {} RETURNING 1) "
                                   "SELECT {}, {}, (SELECT count(*) FROM moved)").format(
-                    table_sql, org_sql, org_sql, pgsql.Literal(ctid), others, probe)
+                    table_sql, org_sql, org_sql, self._where_row(ctid), others, probe)
             else:
                 query = pgsql.SQL("SELECT {}, {}, 0").format(others, probe)
             outcome = self._guarded(org, query)
@@ -732,8 +740,8 @@ class Prober:
     def _move(self, oid, ctid, result, obs):
         table_sql = self._table_sql(oid)
         org_sql = pgsql.Identifier(self.org_column)
-        outcome = self._guarded(self.org_a, pgsql.SQL("UPDATE {} SET {} = {}::uuid WHERE ctid = {}::tid").format(
-            table_sql, org_sql, pgsql.Literal(self.org_b), pgsql.Literal(ctid)))
+        outcome = self._guarded(self.org_a, pgsql.SQL("UPDATE {} SET {} = {}::uuid WHERE {}").format(
+            table_sql, org_sql, pgsql.Literal(self.org_b), self._where_row(ctid)))
         if outcome.error is None:
             obs["move_to_other_org"] = "ALLOWED" if outcome.rowcount else "no row updated"
             if outcome.rowcount:

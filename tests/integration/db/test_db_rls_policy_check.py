@@ -253,6 +253,27 @@ def test_odd_identifiers_are_quoted(module_runner, db):
     assert by_criterion(result)["rls.isolation"]["evidence"]["tables"][ODD]["observations"]["own_org_insert"] == "ok"
 
 
+def test_partitioned_table_probe_row_is_told_apart(module_runner, db):
+    """Partitions repeat ctids: org_b's seed row in one partition and org_a's probe row in another can
+    both sit at (0,1); the probe row is located by tableoid and ctid."""
+    expr = "org_id = NULLIF(current_setting('app.current_org_id', true), '')::uuid"
+    do = ["CREATE TABLE visits (org_id uuid NOT NULL, region text NOT NULL, note text NOT NULL) PARTITION BY LIST (region)",
+          "CREATE TABLE visits_eu PARTITION OF visits FOR VALUES IN ('eu')",
+          "CREATE TABLE visits_other PARTITION OF visits DEFAULT",
+          "ALTER TABLE visits ENABLE ROW LEVEL SECURITY", "ALTER TABLE visits FORCE ROW LEVEL SECURITY",
+          "CREATE POLICY visits_org_isolation ON visits USING (%s) WITH CHECK (%s)" % (expr, expr),
+          "GRANT ALL ON visits TO %s" % db.app,
+          "INSERT INTO visits VALUES ('%s', 'eu', 'seed')" % ORG_2]
+    with fault(db, do, ["DROP TABLE visits"]):
+        result = check(module_runner, db, tables=["visits"], probe_values={}, org_b=ORG_2)
+        assert db.execute("SELECT count(*) FROM visits")[0][0] == 1
+    isolation = by_criterion(result)["rls.isolation"]
+    assert isolation["status"] == "pass", isolation["summary"]
+    observed = isolation["evidence"]["tables"]["visits"]["observations"]
+    assert observed["probe_row_visible_as_org_a"] is True and observed["probe_row_visible_as_org_b"] is False
+    assert by_criterion(result)["rls.enabled_forced"]["evidence"]["tables"]["visits"]["ok"] is True
+
+
 def test_canary_password_never_in_output(module_runner, db, canary):
     result = module_runner("rls_policy_check", {"dsn": db.dsn("app"), "tables": REQUIRED, "probe_values": PROBE_VALUES})
     assert result["status"] == "pass"
