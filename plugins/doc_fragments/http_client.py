@@ -38,6 +38,8 @@ options:
       - Waits C(backoff * 2^(n-1)) seconds before retry n (at most O(backoff_max)), shortened by up to 50% at
         random (jitter). A C(Retry-After) header is honoured up to O(backoff_max).
       - A 429 that persists gives an C(error) record (the check could not decide), never C(pass) or C(fail).
+      - A request that may change data (a write) is resent only when it certainly did not arrive (connection
+        refused, name resolution, 429), never after a timeout or a reset.
     type: int
     default: 3
   backoff:

@@ -62,6 +62,9 @@ FOLLOW_REDIRECTS = ["none", "safe", "all"]
 # A 429 is the one HTTP answer retried by default: it says "not now", not "unhealthy".
 DEFAULT_RETRY_STATUSES = (429,)
 RETRYABLE_ERRORS = ("timeout", "refused", "reset", "dns", "network", "protocol")
+# Errors after which a request certainly did not reach the application: safe to resend even a write.
+NOT_SENT_ERRORS = ("refused", "dns")
+IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE")
 
 # Header names whose values are credentials, on top of redaction.SENSITIVE_KEY.
 _SENSITIVE_HEADER = re.compile(r"^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-auth-token|"
@@ -317,9 +320,12 @@ class RequestSpec:
 
     def __init__(self, url, method="GET", headers=None, body=None, timeout=10.0, connect_timeout=None,
                  validate_certs=True, ca_path=None, client_cert=None, client_key=None, follow_redirects="safe",
-                 use_proxy=True, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+                 use_proxy=True, max_body_bytes=DEFAULT_MAX_BODY_BYTES, idempotent=None):
         self.url = url
         self.method = (method or "GET").upper()
+        # A request that may change data is not resent after an ambiguous failure (timeout, reset):
+        # the first attempt may have been processed. Refused connections and 429 are always safe.
+        self.idempotent = self.method in IDEMPOTENT_METHODS if idempotent is None else bool(idempotent)
         self.headers = dict(headers or {})
         self.body = body
         self.timeout = float(timeout)
@@ -625,7 +631,9 @@ class HttpClient:
                 outcome.attempts.append(Attempt(len(outcome.attempts) + 1, attempt_start,
                                                 (self.clock() - attempt_start) * 1000.0, error="%s: %s" % (exc.kind, exc.message),
                                                 waited_s=waited))
-                retry = exc.retryable
+                retry = exc.retryable and (spec.idempotent or exc.kind in NOT_SENT_ERRORS)
+                if exc.retryable and not retry:
+                    outcome.gave_up = "not retried: a write may have been processed before the %s" % exc.kind
             else:
                 outcome.response = response
                 outcome.error = None

@@ -579,13 +579,14 @@ def plan(params, module):
         }
         endpoints.append(endpoint)
 
-        def spec_for(headers):
+        def spec_for(headers, idempotent=not write):
             all_headers = dict(headers_base)
             all_headers.update(headers)
             return RequestSpec(url, method=method, headers=all_headers, body=body, timeout=params["timeout"],
                                connect_timeout=params.get("connect_timeout"), validate_certs=params["validate_certs"],
                                ca_path=params.get("ca_path"), client_cert=params.get("client_cert"),
-                               client_key=params.get("client_key"), follow_redirects="none", use_proxy=params["use_proxy"])
+                               client_key=params.get("client_key"), follow_redirects="none", use_proxy=params["use_proxy"],
+                               idempotent=idempotent)
 
         blocked_write = write and read_only
         for identity in SPECIAL:

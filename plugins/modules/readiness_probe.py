@@ -620,7 +620,7 @@ def plan_probe(index, probe, params):
     spec = RequestSpec(url, method=method, headers=headers, body=body, timeout=pick("timeout"),
                        connect_timeout=params.get("connect_timeout"), validate_certs=pick("validate_certs"),
                        ca_path=pick("ca_path"), client_cert=pick("client_cert"), client_key=pick("client_key"),
-                       follow_redirects=follow, use_proxy=params.get("use_proxy"))
+                       follow_redirects=follow, use_proxy=params.get("use_proxy"), idempotent=not write)
     return {
         "index": index,
         "where": where,

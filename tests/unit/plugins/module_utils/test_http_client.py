@@ -107,6 +107,23 @@ def test_connection_refused_retries_until_retries_exhausted():
     assert clock.sleeps == [0.25, 0.5, 1.0]
 
 
+def test_a_write_is_not_resent_after_an_ambiguous_failure(server):
+    server.script("/v1/leads", answer(201, {"lead_id": "x"}, delay=1.0))
+    post = hc.RequestSpec(server.base_url + "/v1/leads", method="POST", body="{}", timeout=0.2)
+    outcome = hc.HttpClient().request(post, hc.RetryPolicy(retries=3, backoff=0.05))
+    assert outcome.error.kind == "timeout" and len(outcome.attempts) == 1
+    assert outcome.gave_up.startswith("not retried: a write may have been processed")
+    read = hc.RequestSpec(server.base_url + "/v1/leads", method="POST", body="{}", timeout=0.2, idempotent=True)
+    assert len(hc.HttpClient().request(read, hc.RetryPolicy(retries=2, backoff=0.05)).attempts) == 3
+
+
+def test_a_write_is_resent_when_it_certainly_was_not_sent():
+    clock = FakeClock()
+    url = "http://127.0.0.1:%d/v1/leads" % closed_port()
+    outcome = fake_client(clock).request(hc.RequestSpec(url, method="POST", body="{}"), hc.RetryPolicy(retries=2))
+    assert outcome.error.kind == "refused" and len(outcome.attempts) == 3
+
+
 def test_deadline_stops_retries_before_it_passes():
     clock = FakeClock()
     url = "http://127.0.0.1:%d/healthz" % closed_port()
