@@ -26,6 +26,7 @@ SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)+
 PATTERN_FIELDS = ("table", "schema")
 MAX_PARENT_DEPTH = 4
 RLS_SQLSTATE = "42501"
+READ_ONLY_SQLSTATE = "25006"
 SAVEPOINT_TABLE = "cws_rls_table"
 SAVEPOINT_STEP = "cws_rls_step"
 
@@ -651,6 +652,10 @@ class Prober:
                 obs["own_org_insert"] = "refused by row-level security"
                 result["reasons"].append("org_a cannot insert its own row (%s): the policies do not accept %s"
                                          % (error_text(exc), self.setting))
+            elif getattr(exc, "pgcode", None) == READ_ONLY_SQLSTATE:
+                obs["own_org_insert"] = "error: %s" % error_text(exc)
+                result["errors"].append("the database refuses writes (%s: a standby, or default_transaction_read_only): "
+                                        "run with write_probes false" % error_text(exc))
             else:
                 obs["own_org_insert"] = "error: %s" % error_text(exc)
                 result["errors"].append("the probe row could not be inserted (%s): give probe_values for this table"

@@ -461,8 +461,13 @@ def isolation_record(params, tables, catalog, role, cursor, org_a, org_b, watch)
     check_probe_columns(catalog, structure, probe_values)
     if role["name"] != role["current_user"]:
         cursor.execute(pgsql.SQL("SET LOCAL ROLE {}").format(identifier(role["name"])))
-    cursor.execute("SELECT current_user::text")
-    evidence["proof_ran_as"] = cursor.fetchone()[0]
+    cursor.execute("SELECT current_user::text, current_setting('transaction_read_only') = 'on', pg_is_in_recovery()")
+    evidence["proof_ran_as"], read_only, standby = cursor.fetchone()
+    if params["write_probes"] and read_only:
+        evidence["standby"] = standby
+        summary = ("the transaction is read-only (%s): the write probes cannot run; run with write_probes false"
+                   % ("the server is a standby" if standby else "default_transaction_read_only is on"))
+        return make_record(ISOLATION, ERROR, summary, evidence, blocking, watch.elapsed_ms)
     structure_tables = dict((t, catalog[t]) for t in existing)
     for name, info in structure_tables.items():
         if info["oid"] not in structure or structure[info["oid"]]["name"] is None:

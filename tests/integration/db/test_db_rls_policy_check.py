@@ -143,6 +143,15 @@ def test_unsatisfiable_generated_value_is_an_error_with_a_hint(module_runner, db
     assert result["status"] == "error"
 
 
+def test_read_only_database_asks_for_write_probes_off(module_runner, db):
+    with fault(db, ["ALTER ROLE %s SET default_transaction_read_only = on" % db.app],
+               ["ALTER ROLE %s RESET default_transaction_read_only" % db.app]):
+        result = check(module_runner, db, who="app", tables=["leads"], probe_values={})
+        isolation = by_criterion(result)["rls.isolation"]
+        assert isolation["status"] == "error" and "write_probes false" in isolation["summary"]
+        assert check(module_runner, db, who="app", tables=["leads"], probe_values={}, write_probes=False)["status"] == "pass"
+
+
 def test_behavioural_off_is_skipped(module_runner, db):
     isolation = by_criterion(check(module_runner, db, behavioural=False))["rls.isolation"]
     assert isolation["status"] == "skipped"
