@@ -38,11 +38,11 @@ def policy(name, qual, with_check=None, cmd="ALL", permissive=True, applies=True
             "with_check": with_check, "applies_to_role": applies}
 
 
-INFO = {"has_org_column": True}
-
-
-def verdict(policies, info=INFO):
-    return rls.check_policies("leads", info, policies, "leads_org_isolation", "app.current_org_id", "org_id")
+def verdict(policies, info=None, missing=False):
+    if info is None and not missing:
+        info = {"has_org_column": True}
+    ok, reasons, evidence = rls.check_policies("leads", info, policies, "leads_org_isolation", "app.current_org_id", "org_id")
+    return ok, reasons, evidence
 
 
 def test_policy_verdicts():
@@ -50,23 +50,23 @@ def test_policy_verdicts():
     assert ok and reasons == [] and evidence["policies"][0]["reads_setting"] is True
     ok, reasons, evidence = verdict([policy("leads_org_isolation", OBSERVED, OBSERVED), policy("leads_org_rls", OBSERVED)])
     assert ok and evidence["extra_policies"] == ["leads_org_rls"]
-    ok, reasons, _ = verdict([policy("leads_org_isolation", OBSERVED), policy("leads_debug", "true")])
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", OBSERVED), policy("leads_debug", "true")])
     assert not ok and "leads_debug" in reasons[0] and "leak" in reasons[0]
-    ok, reasons, _ = verdict([policy("leads_org_isolation", OBSERVED), policy("leads_narrow", "true", permissive=False)])
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", OBSERVED), policy("leads_narrow", "true", permissive=False)])
     assert ok  # a restrictive policy only narrows
-    ok, reasons, _ = verdict([policy("leads_org_isolation", OBSERVED), policy("admins_only", "true", applies=False)])
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", OBSERVED), policy("admins_only", "true", applies=False)])
     assert ok  # does not apply to the app role
-    ok, reasons, _ = verdict([policy("leads_org_isolation", OBSERVED.replace("app.current_org_id", "app.org_id"))])
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", OBSERVED.replace("app.current_org_id", "app.org_id"))])
     assert not ok and "reads app.org_id, not app.current_org_id" in reasons[0]
-    ok, reasons, _ = verdict([policy("leads_org_isolation", OBSERVED, "true")])
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", OBSERVED, "true")])
     assert not ok
-    ok, reasons, _ = verdict([])
+    ok, reasons, dummy = verdict([])
     assert not ok and any("missing" in reason for reason in reasons)
-    ok, reasons, _ = verdict([policy("leads_org_isolation", "(current_setting('app.current_org_id'::text) IS NOT NULL)")])
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", "(current_setting('app.current_org_id'::text) IS NOT NULL)")])
     assert not ok and "does not compare the org_id column" in reasons[0]
-    ok, reasons, _ = verdict([policy("leads_org_isolation", JOIN)], {"has_org_column": False})
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", JOIN)], {"has_org_column": False})
     assert ok
-    ok, reasons, _ = verdict([policy("leads_org_isolation", OBSERVED)], None)
+    ok, reasons, dummy = verdict([policy("leads_org_isolation", OBSERVED)], missing=True)
     assert not ok and reasons == ["table does not exist"]
 
 
