@@ -19,8 +19,8 @@ description:
     the table owner bypasses RLS).
   - C(rls.policies) - the expected policy (O(policy_name_pattern), read from C(pg_policies.policyname)) is present,
     permissive, applies to the app role, and its C(USING)/C(WITH CHECK) expressions read O(setting) with
-    C(current_setting()) (and compare O(org_column)); any other permissive policy that does not read the setting
-    (C(USING (true)), a policy on another setting) is a C(fail), because permissive policies are OR-ed and it leaks rows.
+    C(current_setting) (and compare O(org_column)); any other permissive policy that does not read the setting
+    (C(USING true), a policy on another setting) is a C(fail), because permissive policies are OR-ed and it leaks rows.
   - C(rls.isolation) - a behavioural proof run AS THE APPLICATION ROLE inside ONE transaction that is ALWAYS rolled
     back. Per table, under its own savepoint, rows of other orgs must be invisible under org A and under org B and
     nothing may be visible with no org set; then (O(write_probes)) a probe row is inserted for org A (foreign-key
