@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The deploy/rollback scenario for real: podman + Docker Compose v1 run a compose stack of the
+# reference service, and Molecule (scenario `release`) deploys, releases, rolls back and checks.
+#
+#   bash scripts/release_scenario.sh            # molecule test -s release
+#   bash scripts/release_scenario.sh converge   # any other molecule command for the scenario
+#
+# Needs root (podman, debootstrap) on a Debian-like host; scripts/podman_env.sh installs what is
+# missing. Molecule runs with its own HOME (.cache/release-home), ANSIBLE_COLLECTIONS_PATH pointing at
+# .build/collections and DOCKER_HOST at podman's socket. The podman API service is stopped afterwards
+# when this script started it (CWS_KEEP_PODMAN=1 keeps it); CWS_RELEASE_KEEP=1 keeps the stack.
+# Prints how long the image build and the scenario took.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+command=${1:-test}
+
+say() { echo "release_scenario: $*" >&2; }
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
+
+[ "$(id -u)" = 0 ] || { say "needs root (podman with runc, debootstrap)"; exit 2; }
+if [ ! -x .venv/bin/molecule ] || [ ! -e .build/collections/ansible_collections/cleanwithsnapshot/release ]; then
+  bash scripts/bootstrap.sh
+fi
+
+started_service=0
+if [ ! -S .cache/podman/podman.sock ] || ! { [ -f .cache/podman/service.pid ] && kill -0 "$(cat .cache/podman/service.pid)" 2>/dev/null; }; then
+  started_service=1
+fi
+eval "$(bash scripts/podman_env.sh)"
+stop_service() {
+  if [ "$started_service" = 1 ] && [ -z "${CWS_KEEP_PODMAN:-}" ]; then
+    bash scripts/podman_env.sh stop || true
+  fi
+}
+trap stop_service EXIT
+
+t0=$(now)
+bash tests/compose_stack/build_images.sh
+say "runtime image ready in $(since "$t0") s"
+
+export HOME="$root/.cache/release-home"
+mkdir -p "$HOME"
+export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
+export PATH="$root/.venv/bin:$PATH"
+export DOCKER_HOST CONTAINERS_CONF
+export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1
+
+t1=$(now)
+rc=0
+molecule "$command" -s release || rc=$?
+say "molecule $command -s release: rc $rc in $(since "$t1") s"
+for timings in "$HOME"/.ansible/tmp/molecule.*.release/runs/timings.json; do
+  [ -f "$timings" ] && { say "playbook runs (seconds, rc):"; cat "$timings" >&2; }
+done
+exit "$rc"
