@@ -21,12 +21,14 @@ description:
   - A requirement that cannot be measured (a missing C(docker) binary, an engine that does not answer) gives a
     C(fail) or C(error) record saying so, never a pass.
 author:
-  - cleanwithsnapshot.release contributors
+  - CleanWithSnapshot release engineering (!UNKNOWN)
 attributes:
   check_mode:
+    description: Can run in check_mode and return the same records as a normal run.
     support: full
     details: Only reads the host's state.
   diff_mode:
+    description: Would show what changed.
     support: none
 options:
   app_dir:
