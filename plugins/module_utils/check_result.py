@@ -43,6 +43,15 @@ def make_record(criterion, status, summary, evidence=None, blocking=True, durati
     return record
 
 
+def join_limited(items, limit=20):
+    """``a, b, c and 7 more``: a readable list for a summary, ``(none)`` when empty."""
+    items = list(items)
+    text = ", ".join(items[:limit])
+    if len(items) > limit:
+        text += " and %d more" % (len(items) - limit)
+    return text or "(none)"
+
+
 def worst_status(statuses):
     """The aggregate of many statuses: error beats fail beats pass beats skipped."""
     present = set(statuses)

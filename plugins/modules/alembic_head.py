@@ -179,7 +179,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import alembic_scripts
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
-    ERROR, FAIL, PASS, Stopwatch, exit_with_records, make_record)
+    ERROR, FAIL, PASS, Stopwatch, exit_with_records, join_limited, make_record)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.postgres import (
     HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, PostgresConnectionError, connect, describe_target, identifier, pgsql,
     postgres_common_argument_spec, postgres_mutually_exclusive, psycopg2, secrets_of, validate_connection_params)
@@ -195,11 +195,7 @@ IDENTIFIER_MAX = 63
 
 
 def _short(items, limit=MAX_LISTED):
-    items = list(items)
-    text = ", ".join(items[:limit])
-    if len(items) > limit:
-        text += " and %d more" % (len(items) - limit)
-    return text or "(none)"
+    return join_limited(items, limit)
 
 
 def validate(module):

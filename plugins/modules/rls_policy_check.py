@@ -236,7 +236,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import rls
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
-    ERROR, FAIL, PASS, SKIPPED, Stopwatch, exit_with_records, make_record)
+    ERROR, FAIL, PASS, SKIPPED, Stopwatch, exit_with_records, join_limited, make_record)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.postgres import (
     HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, PostgresConnectionError, connect, describe_target, identifier, pgsql,
     postgres_common_argument_spec, postgres_mutually_exclusive, psycopg2, secrets_of, validate_connection_params)
@@ -250,11 +250,7 @@ LISTED = 20
 
 
 def _short(items, limit=LISTED):
-    items = list(items)
-    text = ", ".join(items[:limit])
-    if len(items) > limit:
-        text += " and %d more" % (len(items) - limit)
-    return text or "(none)"
+    return join_limited(items, limit)
 
 
 class BadInput(Exception):

@@ -53,3 +53,9 @@ def test_stopwatch_uses_the_given_monotonic_clock():
 def test_criterion_pattern():
     assert cr.CRITERION_PATTERN.match("migrations.at_head")
     assert not cr.CRITERION_PATTERN.match("Migrations")
+
+
+def test_join_limited():
+    assert cr.join_limited([]) == "(none)"
+    assert cr.join_limited(["a", "b"]) == "a, b"
+    assert cr.join_limited(["t%d" % i for i in range(5)], limit=2) == "t0, t1 and 3 more"
