@@ -383,7 +383,8 @@ drill:
       description: The backup marker (file, written, timestamp).
       type: dict
     stale_scratch_databases:
-      description: Databases named like this drill's scratch databases, left behind by an earlier, killed run (or belonging to a drill running at the same time).
+      description: Databases named like this drill's scratch databases, left behind by an earlier, killed run (or belonging to a drill
+        running at the same time).
       type: list
       elements: str
 plan:
