@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Generate the Markdown reference pages of the collection's modules and roles from their own docs.
 
-    python scripts/build_docs.py [--out docs/reference] [--check]
+    python scripts/build_docs.py [--out docs/reference] [--check] [--source DIR]
 
 The source of truth is what `ansible-doc --json` reads: each module's DOCUMENTATION / EXAMPLES /
 RETURN and each role's meta/argument_specs.yml. Ansible markup (C(), O(), M(), ...) is turned into
@@ -292,7 +291,7 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def render_role(name, data, modules, roles):
+def render_role(name, data, modules, roles, root=ROOT):
     fqcn = FQCN_PREFIX + name
     plugin = dom.PluginIdentifier(fqcn=fqcn, type="role")
     links = Links(modules, roles, "roles")
@@ -311,7 +310,7 @@ def render_role(name, data, modules, roles):
             out += bullets(spec["description"], links, plugin, entry) + [""]
         if spec.get("requirements"):
             out += ["Requirements:", ""] + bullets(spec["requirements"], links, plugin, entry) + [""]
-        defaults = role_defaults(ROOT, name) if entry == "main" else {}
+        defaults = role_defaults(root, name) if entry == "main" else {}
         out += ["### Options", ""] + options_table(spec.get("options"), links, plugin, entry, defaults) + [""]
         if spec.get("notes"):
             out += ["### Notes", ""] + bullets(spec["notes"], links, plugin, entry) + [""]
@@ -373,7 +372,7 @@ def render_all(root, ansible_doc_bin):
     for name, data in module_docs.items():
         pages["modules/%s.md" % name] = render_module(name, data, modules, roles)
     for name, data in role_docs.items():
-        pages["roles/%s.md" % name] = render_role(name, data, modules, roles)
+        pages["roles/%s.md" % name] = render_role(name, data, modules, roles, root)
     return pages
 
 
@@ -382,12 +381,15 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "docs" / "reference"))
     parser.add_argument("--check", action="store_true", help="compare with the committed pages, write nothing")
     parser.add_argument("--ansible-doc", default=None, help="the ansible-doc program (default: next to this Python)")
+    parser.add_argument("--source", default=None,
+                        help="document the collection in this directory instead of the checkout (e.g. an export of HEAD)")
     args = parser.parse_args(argv)
     ansible_doc_bin = args.ansible_doc or str(Path(sys.executable).parent / "ansible-doc")
     if not os.path.exists(ansible_doc_bin):
         ansible_doc_bin = "ansible-doc"
     out = Path(args.out)
-    pages = render_all(ROOT, ansible_doc_bin)
+    source = Path(args.source).resolve() if args.source else ROOT
+    pages = render_all(source, ansible_doc_bin)
     existing = {str(p.relative_to(out)) for p in out.rglob("*.md")} if out.is_dir() else set()
     if args.check:
         stale = sorted(rel for rel, text in pages.items()
