@@ -174,7 +174,8 @@ options:
         description: The expected media type of the answer, for example C(application/json) or C(text/csv).
         type: str
       max_latency_ms:
-        description: The latency budget of the answer in milliseconds; slower is a failed check.
+        description:
+          - The latency budget of the answer in milliseconds; slower is a failed check. Overrides O(max_latency_ms).
         type: float
       timeout:
         description: Overrides O(timeout) for this probe.
@@ -279,6 +280,11 @@ options:
     type: str
     choices: [none, safe, all]
     default: safe
+  max_latency_ms:
+    description:
+      - The latency budget of every probe in milliseconds (a probe's own O(probes[].max_latency_ms) wins). A slower
+        answer fails its probe's criterion, so a service that answers but hangs is not a GO. Not set, no budget.
+    type: float
 requirements:
   - jmespath, only for assertion paths that are more than a plain dotted path
 seealso:
@@ -634,7 +640,7 @@ def plan_probe(index, probe, params):
         "assertions": checks,
         "header_checks": header_checks,
         "content_type": (probe.get("content_type") or "").strip().lower() or None,
-        "max_latency_ms": probe.get("max_latency_ms"),
+        "max_latency_ms": probe.get("max_latency_ms") if probe.get("max_latency_ms") is not None else params.get("max_latency_ms"),
         "write": bool(write),
         "spec": spec,
         "probe": probe,
@@ -1171,6 +1177,7 @@ def argument_spec():
         consecutive_successes=dict(type="int", default=1),
         interval=dict(type="float", default=1.0),
         follow_redirects=dict(type="str", default="safe", choices=FOLLOW_REDIRECTS),
+        max_latency_ms=dict(type="float"),
     )
     return spec
 
@@ -1186,6 +1193,8 @@ def main():
         module.fail_redacted("consecutive_successes must be 1 or more, got %s" % params["consecutive_successes"])
     if params["interval"] < 0:
         module.fail_redacted("interval must be 0 or more, got %s" % params["interval"])
+    if params["max_latency_ms"] is not None and not params["max_latency_ms"] > 0:
+        module.fail_redacted("max_latency_ms must be greater than 0, got %s" % params["max_latency_ms"])
     try:
         plans = plan_probes(params)
     except ProbeInputError as exc:
