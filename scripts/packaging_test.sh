@@ -14,7 +14,7 @@
 # Usage: bash scripts/packaging_test.sh [--no-ee] [--keep]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+cd "$root" || exit 2
 run_ee=1
 keep=0
 for arg in "$@"; do
@@ -159,9 +159,11 @@ if [ "$run_ee" = 1 ]; then
   step "5. execution environment definition"
   tools="$root/.cache/venv-ee-tools"
   if [ ! -x "$tools/bin/ansible-builder" ] || [ ! -x "$tools/bin/bindep" ]; then
-    "$venv_bin/python" -m venv "$tools" && "$tools/bin/python" -m pip install -q --disable-pip-version-check \
-      ansible-builder==3.2.0 bindep==2.14.0 >"$work/ee-tools.log" 2>&1 \
-      || { cat "$work/ee-tools.log" >&2; fail "ee" "could not install ansible-builder and bindep"; }
+    if ! { "$venv_bin/python" -m venv "$tools" && "$tools/bin/python" -m pip install -q --disable-pip-version-check \
+        ansible-builder==3.2.0 bindep==2.14.0 >"$work/ee-tools.log" 2>&1; }; then
+      cat "$work/ee-tools.log" >&2
+      fail "ee" "could not install ansible-builder and bindep"
+    fi
   fi
   if [ -x "$tools/bin/ansible-builder" ]; then
     ctx="$work/ee-context"

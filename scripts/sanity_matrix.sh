@@ -18,14 +18,16 @@ die() { echo "sanity_matrix: $*" >&2; exit 2; }
 find_python() {
   local candidates=() c
   [ -n "${PYTHON312:-}" ] && candidates+=("$PYTHON312")
+  local proot=""
   if command -v pyenv >/dev/null 2>&1; then
-    local proot
     proot=$(pyenv root 2>/dev/null || true)
-    if [ -n "$proot" ]; then
-      for c in $(ls -d "$proot"/versions/3.12.* 2>/dev/null | sort -t. -k3 -n -r); do
-        candidates+=("$c/bin/python3.12")
-      done
-    fi
+  fi
+  # pyenv installed but not on PATH (a non-interactive shell): its usual home.
+  [ -n "$proot" ] || proot=${PYENV_ROOT:-$HOME/.pyenv}
+  if [ -d "$proot/versions" ]; then
+    while IFS= read -r c; do
+      candidates+=("$c/bin/python3.12")
+    done < <(find "$proot/versions" -mindepth 1 -maxdepth 1 -name '3.12.*' 2>/dev/null | sort -t. -k3 -n -r)
   fi
   command -v python3.12 >/dev/null 2>&1 && candidates+=("$(command -v python3.12)")
   for c in "${candidates[@]}"; do
@@ -36,7 +38,7 @@ find_python() {
   done
   return 1
 }
-python312=$(find_python) || die "Python 3.12 with venv/ensurepip not found (tried PYTHON312, \$(pyenv root)/versions/3.12.*, python3.12 on PATH). Install it (e.g. 'pyenv install 3.12') or set PYTHON312=/path/to/python3.12."
+python312=$(find_python) || die "Python 3.12 with venv/ensurepip not found (tried PYTHON312, \$(pyenv root) or \$PYENV_ROOT or ~/.pyenv /versions/3.12.*, python3.12 on PATH). Install it (e.g. 'pyenv install 3.12') or set PYTHON312=/path/to/python3.12."
 
 # The virtualenv, rebuilt when the constraints change.
 stamp="$venv/.constraints-stamp"
@@ -55,10 +57,8 @@ fi
 
 # ansible-test downloads get-pip from a host this network cannot reach; scripts/bootstrap.sh puts a
 # stand-in in place (get_pip_25_2.py for core 2.21).
-for ver in 25_2; do
-  [ -f "$HOME/.ansible/test/cache/get_pip_${ver}.py" ] \
-    || { mkdir -p "$HOME/.ansible/test/cache"; cp scripts/get_pip_standin.py "$HOME/.ansible/test/cache/get_pip_${ver}.py"; }
-done
+getpip="$HOME/.ansible/test/cache/get_pip_25_2.py"
+[ -f "$getpip" ] || { mkdir -p "$(dirname "$getpip")"; cp scripts/get_pip_standin.py "$getpip"; }
 
 # The files git knows, copied to a private ansible_collections/<ns>/<name> tree (as scripts/sanity.sh does).
 work=$(mktemp -d "${TMPDIR:-/tmp}/cws-sanity-2.21.XXXXXX")
