@@ -29,12 +29,9 @@ if [ ! -S .cache/podman/podman.sock ] || ! { [ -f .cache/podman/service.pid ] &&
   started_service=1
 fi
 eval "$(bash scripts/podman_env.sh)"
-stop_service() {
-  if [ "$started_service" = 1 ] && [ -z "${CWS_KEEP_PODMAN:-}" ]; then
-    bash scripts/podman_env.sh stop || true
-  fi
-}
-trap stop_service EXIT
+if [ "$started_service" = 1 ] && [ -z "${CWS_KEEP_PODMAN:-}" ]; then
+  trap 'bash scripts/podman_env.sh stop || true' EXIT
+fi
 
 t0=$(now)
 bash tests/compose_stack/build_images.sh

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Create a small git repository of the reference service with release tags, for deploy/rollback tests.
 
     python3 tests/compose_stack/make_release_repo.py --dest DIR [--source tests/reference_service]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write the runtime settings of a compose deployment of the reference service: <app-dir>/.env (mode
 0600, fresh random secrets, free loopback ports, a free private subnet) and a JSON file of the facts
 a test or an inventory needs to reach it (ports, DSNs, admin credentials). Keeps an existing .env
