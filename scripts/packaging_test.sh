@@ -123,7 +123,11 @@ run_verify() {  # label, collections path, cwd, playbook, inventory
 if [ "$stack_started" = 1 ]; then
   "$venv_bin/python" tests/harness/local_inventory.py --state "$state" --out "$work/local-stack.json" || fail "stack" "local_inventory.py failed"
   # An empty working directory: no ansible.cfg of the checkout is read for the installed run.
-  mkdir -p "$work/cwd"
+  mkdir -p "$work/cwd" "$work/home-list"
+  # With that environment, the only copy of the collection Ansible can find is the installed one.
+  listed=$(cd "$work/cwd" && env HOME="$work/home-list" ANSIBLE_COLLECTIONS_PATH="$clean" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false \
+    ansible-galaxy collection list cleanwithsnapshot.release 2>&1 | sed -n 's/^# //p')
+  [ "$listed" = "$clean/ansible_collections" ] || fail "installed-run" "the collection is found elsewhere than in the clean path: $listed"
   run_verify installed "$clean" "$work/cwd" cleanwithsnapshot.release.verify "$installed/inventories/local" \
     || fail "installed-run" "verify.yml from the installed collection did not pass"
   run_verify checkout "$root/.build/collections" "$root/playbooks" verify.yml local \
