@@ -6,7 +6,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: setup test unit integration sanity lint molecule build demo clean
+.PHONY: setup test unit integration sanity sanity-matrix lint packaging molecule build demo clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -26,11 +26,19 @@ sanity: setup
 lint: setup
 	@bash scripts/run_tests.sh lint
 
+sanity-matrix: setup
+	@bash scripts/run_tests.sh sanity-matrix
+
+packaging: setup
+	@bash scripts/run_tests.sh packaging
+
 molecule: setup
 	@bash scripts/run_tests.sh molecule
 
 build: setup
 	@mkdir -p .build/dist && $(VENV_BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+	@# The execution environment installs the version-free name.
+	@cp "$$(ls -t .build/dist/cleanwithsnapshot-release-*.tar.gz | head -n 1)" .build/dist/cleanwithsnapshot-release.tar.gz
 
 demo: setup
 	@bash scripts/demo.sh

@@ -36,6 +36,9 @@ fi
 mkdir -p .build/collections/ansible_collections/cleanwithsnapshot
 ln -sfn "$root" .build/collections/ansible_collections/cleanwithsnapshot/release
 
+# Collections the AWX tooling needs (awx.awx), from the ansible package on PyPI (no Galaxy here).
+bash scripts/fetch_collections.sh >/dev/null
+
 # ansible-test downloads get-pip from a host this network cannot reach; a stand-in that uses
 # ensurepip does the same job.
 mkdir -p "$HOME/.ansible/test/cache"

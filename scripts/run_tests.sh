@@ -31,6 +31,20 @@ lint() {
   (ansible-lint --offline --profile production) || failed+=("ansible-lint")
   echo "=== changelog lint"
   (antsibull-changelog lint) || failed+=("changelog-lint")
+  echo "=== AWX configuration syntax"
+  (ansible-playbook --syntax-check awx/configure_awx.yml) || failed+=("awx-syntax")
+  echo "=== reference docs up to date"
+  (bash scripts/build_docs.sh --check) || failed+=("reference-docs")
+}
+
+packaging() {
+  echo "=== packaging: build, install into a clean path, verify from the installed collection"
+  bash scripts/packaging_test.sh || failed+=("packaging")
+}
+
+sanity_matrix() {
+  echo "=== ansible-test sanity on ansible-core 2.21 / Python 3.12"
+  bash scripts/sanity_matrix.sh || failed+=("sanity-2.21")
 }
 
 molecule() {
@@ -44,13 +58,17 @@ case "$stage" in
   sanity) sanity ;;
   lint) lint ;;
   molecule) molecule ;;
+  packaging) packaging ;;
+  sanity-matrix) sanity_matrix ;;
   all)
     run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider
     sanity
+    sanity_matrix
     lint
+    packaging
     molecule
     ;;
-  *) echo "usage: $0 unit|integration|sanity|lint|molecule|all" >&2; exit 2 ;;
+  *) echo "usage: $0 unit|integration|sanity|sanity-matrix|lint|packaging|molecule|all" >&2; exit 2 ;;
 esac
 
 if [ ${#failed[@]} -gt 0 ]; then
