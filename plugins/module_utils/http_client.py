@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one HTTP layer of the collection.
 
-Built on ``ansible.module_utils.urls`` (its TLS context, redirect handler and Basic-Auth header) and the
-standard library, so nothing has to be installed where a module runs. ``fetch_url`` is never used: it
-calls ``fail_json`` on some errors, while a check must turn every failure into data.
+Built on the standard library alone (urllib, http.client, ssl), so nothing has to be installed where a module
+runs. Its TLS context, redirect policy and Basic-Auth header follow ``ansible.module_utils.urls`` (same
+semantics), without importing it: that module pulls in optional crypto and e-mail packages and costs every check
+module task a noticeable share of its run time on the controller (dependency scan) and on the node (import).
+``fetch_url`` is never used: it calls ``fail_json`` on some errors, while a check must turn every failure into data.
 
 What it gives the check modules:
 
@@ -21,8 +23,9 @@ What it gives the check modules:
 
 Why not ``Request.open``/``open_url`` directly: they install a process-global opener
 (``urllib.request.install_opener``) on every call, so two threads that use different TLS or redirect
-settings can send a request through the other's opener. This layer builds a private opener per request
-from the same ``ansible.module_utils.urls`` parts, which is safe under concurrency.
+settings can send a request through the other's opener. This layer keeps one private opener per setting
+(TLS, redirects, proxy, connect timeout), shared by the threads that use that setting, which is safe under
+concurrency.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,7 +50,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
-from ansible.module_utils.urls import HTTPRedirectHandler, basic_auth_header, make_context
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import (
     MASK,
@@ -70,6 +72,65 @@ IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE")
 _SENSITIVE_HEADER = re.compile(r"^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-auth-token|"
                                r"x-proxy-auth.*|x-.*-(secret|signature|token))$", re.IGNORECASE)
 _BEARER = re.compile(r"^\s*(bearer|basic|token|digest)\s+(?P<value>\S+)\s*$", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------------------------------
+# Standard-library equivalents of the ansible.module_utils.urls helpers this layer needs
+# --------------------------------------------------------------------------------------------------
+
+def basic_auth_header(username, password):
+    """The value of a Basic-Auth ``Authorization`` header, ``Basic base64(user:password)`` (text)."""
+    if password is None:
+        password = ""
+    raw = to_bytes("%s:%s" % (username, password), errors="surrogate_or_strict")
+    return "Basic %s" % to_text(base64.b64encode(raw))
+
+
+def make_context(cafile=None, validate_certs=True, client_cert=None, client_key=None):
+    """An SSLContext as ``ansible.module_utils.urls.make_context`` makes it: verification against ``cafile``
+    only when given (else the system's trust store), none at all when ``validate_certs`` is false, and a client
+    certificate for mutual TLS."""
+    context = ssl.create_default_context(cafile=cafile)
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        if hasattr(context, "post_handshake_auth"):
+            context.post_handshake_auth = True  # TLS 1.3 client authentication after the handshake
+        context.load_cert_chain(client_cert, keyfile=client_key)
+    return context
+
+
+class HTTPRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows redirects per ``follow_redirects`` - ``none``, ``safe`` (GET and HEAD only) or ``all`` - with the
+    rules of ``ansible.module_utils.urls``: 307/308 keep method, body and headers; 301/302/303 turn a POST into a
+    GET without the body (303 any method but HEAD). A redirect not followed is returned as the 3xx answer."""
+
+    def __init__(self, follow_redirects="safe"):
+        super(HTTPRedirectHandler, self).__init__()
+        self.follow_redirects = follow_redirects
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        follow = self.follow_redirects
+        method = req.get_method()
+        if follow in ("none", "no", False):
+            raise urllib.error.HTTPError(newurl, code, msg, headers, fp)
+        if not 300 <= code < 400 or (follow == "safe" and method not in ("GET", "HEAD")) or follow not in ("all", "safe"):
+            raise urllib.error.HTTPError(req.get_full_url(), code, msg, headers, fp)
+        data = req.data
+        newurl = newurl.replace(" ", "%20")
+        if code in (307, 308):
+            req_headers = req.headers
+        else:
+            data = None
+            req_headers = dict((k, v) for k, v in req.headers.items()
+                               if k.lower() not in ("content-length", "content-type", "transfer-encoding"))
+            if (code == 303 and method != "HEAD") or (code == 302 and method != "HEAD") or (code == 301 and method == "POST"):
+                method = "GET"
+        return urllib.request.Request(newurl, data=data, headers=req_headers, origin_req_host=req.origin_req_host,
+                                      unverifiable=True, method=method)
+
+    http_error_308 = urllib.request.HTTPRedirectHandler.http_error_302
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,19 +563,26 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
 
 
 class HttpClient:
-    """Sends RequestSpecs. ``clock``, ``sleep`` and ``rand`` are injectable (tests use a fake clock)."""
+    """Sends RequestSpecs. ``clock``, ``sleep`` and ``rand`` are injectable (tests use a fake clock).
 
-    def __init__(self, clock=time.monotonic, sleep=time.sleep, rand=random.random, user_agent=USER_AGENT):
+    ``fail_fast``: once every attempt of a request to an origin (scheme, host, port) was refused (or its name did
+    not resolve) until the retries or the deadline ran out, later requests to that origin are not sent: they get
+    the same error at once, saying so. A service that is down is then reported in one retry cycle, not one per
+    request. Not for polling a service that is starting (readiness_probe's wait mode)."""
+
+    def __init__(self, clock=time.monotonic, sleep=time.sleep, rand=random.random, user_agent=USER_AGENT, fail_fast=False):
         self.clock = clock
         self.sleep = sleep
         self.rand = rand
         self.user_agent = user_agent
+        self.fail_fast = fail_fast
+        self._unreachable = {}
         self._contexts = {}
+        self._openers = {}
         self._lock = threading.Lock()
 
     def tls_context(self, spec):
-        """One SSLContext per TLS setting, made by ansible.module_utils.urls.make_context and shared
-        by threads (SSLContext is thread-safe)."""
+        """One SSLContext per TLS setting (make_context), shared by threads (SSLContext is thread-safe)."""
         key = (bool(spec.validate_certs), spec.ca_path, spec.client_cert, spec.client_key)
         with self._lock:
             context = self._contexts.get(key)
@@ -525,6 +593,19 @@ class HttpClient:
         return context
 
     def _opener(self, spec):
+        """One opener per setting, built once and shared by threads (its handlers keep no per-request state)."""
+        https = spec.url.lower().startswith("https:")
+        key = (bool(spec.use_proxy), spec.connect_timeout, spec.follow_redirects, https,
+               (bool(spec.validate_certs), spec.ca_path, spec.client_cert, spec.client_key) if https else None)
+        with self._lock:
+            opener = self._openers.get(key)
+        if opener is None:
+            opener = self._build_opener(spec)
+            with self._lock:
+                opener = self._openers.setdefault(key, opener)
+        return opener
+
+    def _build_opener(self, spec):
         handlers = []
         if not spec.use_proxy:
             handlers.append(urllib.request.ProxyHandler({}))
@@ -616,6 +697,16 @@ class HttpClient:
         policy = policy or RetryPolicy()
         outcome = Outcome()
         started = self.clock()
+        origin = _origin(spec.url) if self.fail_fast else None
+        if origin is not None:
+            with self._lock:
+                known = self._unreachable.get(origin)
+            if known is not None:
+                outcome.error = TransportError(known.kind, "%s (not sent: every attempt of an earlier request to this"
+                                                           " service failed the same way)" % known.message)
+                outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
+                outcome.total_ms = 0.0
+                return outcome
         retry_number = 0
         while True:
             waited = 0.0
@@ -654,7 +745,20 @@ class HttpClient:
             if delay > 0:
                 self.sleep(delay)
         outcome.total_ms = (self.clock() - started) * 1000.0
+        if (origin is not None and outcome.response is None and outcome.error is not None and outcome.gave_up
+                and outcome.error.kind in NOT_SENT_ERRORS
+                and all((a.error or "").split(":", 1)[0] in NOT_SENT_ERRORS + ("deadline",) for a in outcome.attempts)):
+            with self._lock:
+                self._unreachable.setdefault(origin, outcome.error)
         return outcome
+
+
+def _origin(url):
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+    except ValueError:
+        return None
 
 
 def _retry_after(response):

@@ -285,6 +285,20 @@ options:
       - The latency budget of every probe in milliseconds (a probe's own O(probes[].max_latency_ms) wins). A slower
         answer fails its probe's criterion, so a service that answers but hangs is not a GO. Not set, no budget.
     type: float
+  admin:
+    description:
+      - Also check the authorization matrix of the admin endpoints, in the same call and at the same time as the probes
+        - the checks of M(cleanwithsnapshot.release.basic_auth_endpoint), with the same records (criteria
+        C(auth.anonymous), C(auth.wrong_password), C(auth.roles), each endpoint's own criterion, C(jobs.status)).
+      - Takes that module's options - C(roles) (required), C(endpoints) (required), C(wrong_password_role),
+        C(extra_headers), C(anonymous_extra_headers), C(read_only_mode), C(read_only_criterion), C(allow_writes),
+        C(requests_per_minute), C(jobs_status), C(deadline) (default 120) and C(concurrency) (default 4) - with the
+        same meaning and validation. The HTTP client options (O(base_url), O(timeout), O(retries), TLS) are this
+        module's.
+      - One module task instead of two is the point - each module task costs a release check several hundred
+        milliseconds of Ansible's own work.
+      - Only with O(mode=check). The role passwords are never printed.
+    type: dict
 requirements:
   - jmespath, only for assertion paths that are more than a plain dotted path
 seealso:
@@ -301,6 +315,26 @@ EXAMPLES = r"""
       - kind: backup
       - kind: security_headers
   register: health
+
+- name: Health probes and the admin authorization matrix in one call
+  cleanwithsnapshot.release.readiness_probe:
+    base_url: "{{ api_base_url }}"
+    probes:
+      - kind: healthz
+      - kind: readyz
+    admin:
+      roles:
+        admin: {username: "{{ admin_user }}", password: "{{ admin_password }}"}
+        viewer: {username: "{{ viewer_user }}", password: "{{ viewer_password }}"}
+      endpoints:
+        - name: export_dlq
+          criterion: admin.export_dlq
+          path: /v1/admin/export-dead-letter?limit=1
+          expect: {admin: 200, viewer: 200}
+          assertions:
+            - {path: total, op: type, value: integer}
+      jobs_status:
+        max_age_seconds: 900
 
 - name: Wait for the service after a deploy (two passing polls in a row, at most 3 minutes)
   cleanwithsnapshot.release.readiness_probe:
@@ -417,14 +451,23 @@ elapsed_ms:
   description: Wall time of the whole module call in milliseconds.
   returned: always
   type: float
+admin_requests_sent:
+  description: How many HTTP requests the admin matrix sent (retries included).
+  returned: when O(admin) is given
+  type: int
+admin_paced_seconds:
+  description: Seconds the admin matrix waited to stay under its C(requests_per_minute).
+  returned: when O(admin) is given
+  type: float
 """
 
 import json
 import re
+import threading
 from urllib.parse import urlsplit
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.urls import basic_auth_header
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
     CRITERION_PATTERN,
@@ -437,7 +480,14 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     make_record,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import assertions as asserts
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_matrix import (
+    InputError as MatrixInputError,
+    MatrixRun,
+    collect_matrix_secrets,
+    matrix_argument_spec,
+)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
+    basic_auth_header,
     FOLLOW_REDIRECTS,
     Deadline,
     HttpClient,
@@ -488,6 +538,7 @@ class ProbeInputError(ValueError):
 def collect_secrets(params, secrets):
     collect_common_secrets(params, secrets)
     secrets.add_headers(params.get("headers") or {})
+    collect_matrix_secrets(params.get("admin"), secrets)
     for probe in params.get("probes") or []:
         if not isinstance(probe, dict):
             continue
@@ -1178,8 +1229,32 @@ def argument_spec():
         interval=dict(type="float", default=1.0),
         follow_redirects=dict(type="str", default="safe", choices=FOLLOW_REDIRECTS),
         max_latency_ms=dict(type="float"),
+        admin=dict(type="dict"),
     )
     return spec
+
+
+MATRIX_HTTP_OPTIONS = ("base_url", "timeout", "connect_timeout", "retries", "backoff", "backoff_max", "validate_certs",
+                       "ca_path", "client_cert", "client_key", "use_proxy")
+
+
+def admin_matrix(module):
+    """The ``admin`` option validated with basic_auth_endpoint's own spec and planned, or None."""
+    raw = module.params.get("admin")
+    if raw is None:
+        return None
+    if module.params["mode"] != "check":
+        module.fail_redacted("admin: the authorization matrix runs with mode=check only")
+    result = ArgumentSpecValidator(matrix_argument_spec()).validate(dict(raw))
+    if result.error_messages:
+        module.fail_redacted("admin: %s" % "; ".join(result.error_messages))
+    params = dict(result.validated_parameters)
+    for key in MATRIX_HTTP_OPTIONS:
+        params[key] = module.params.get(key)
+    try:
+        return MatrixRun(params, module.check_mode, module.secrets)
+    except MatrixInputError as exc:
+        module.fail_redacted("admin: %s" % exc)
 
 
 def main():
@@ -1199,13 +1274,30 @@ def main():
         plans = plan_probes(params)
     except ProbeInputError as exc:
         module.fail_redacted(str(exc))
+    matrix = admin_matrix(module)
 
     deadline = Deadline(params["deadline"])
-    runner = Runner(module, HttpClient(), deadline, retry_policy_from(params))
+    # In check mode a service that refuses connections is reported after one retry cycle, not one per probe;
+    # wait mode keeps polling until the deadline (the service may be starting).
+    client = HttpClient(fail_fast=params["mode"] == "check")
+    runner = Runner(module, client, deadline, retry_policy_from(params))
+    matrix_records = []
+    thread = None
+    if matrix is not None:
+        def run_matrix():
+            matrix_records.extend(matrix.run(client))
+        thread = threading.Thread(target=run_matrix, name="admin-matrix")
+        thread.daemon = True
+        thread.start()
     batches = run_concurrently(runner.run, plans, params["concurrency"], runner.crashed)
     records = [record for batch in batches for record in batch]
+    extra = {}
+    if thread is not None:
+        thread.join()
+        records.extend(matrix_records)
+        extra = dict(admin_requests_sent=matrix.requests_sent, admin_paced_seconds=matrix.paced_seconds)
     records = module.secrets.value(records)
-    exit_with_records(module, records, changed=False, elapsed_ms=round(watch.elapsed_ms, 1))
+    exit_with_records(module, records, changed=False, elapsed_ms=round(watch.elapsed_ms, 1), **extra)
 
 
 if __name__ == "__main__":

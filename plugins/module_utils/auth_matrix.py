@@ -1,0 +1,669 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The authorization matrix of Basic-Auth admin endpoints, shared by two modules.
+
+``basic_auth_endpoint`` runs it alone (its options are the matrix's options at the top level);
+``readiness_probe`` runs it in the same call as its probes (its ``admin`` option takes the same options), so a
+release check needs one module task for all of its HTTP, not two. Planning (validated input -> requests),
+sending (concurrent, paced under the service's rate limit) and judging (records) are all here; the modules only
+declare options and exit.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import re
+import secrets as pysecrets
+
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
+    CRITERION_PATTERN,
+    ERROR,
+    FAIL,
+    PASS,
+    SKIPPED,
+    Stopwatch,
+    make_record,
+)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import assertions as asserts
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
+    Deadline,
+    Outcome,
+    RateLimiter,
+    RequestSpec,
+    TransportError,
+    basic_auth_header,
+    join_url,
+    retry_policy_from,
+    run_concurrently,
+    safe_url,
+    url_error,
+)
+
+ANONYMOUS = "anonymous"
+WRONG_PASSWORD = "wrong_password"
+SPECIAL = (ANONYMOUS, WRONG_PASSWORD)
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+PROBLEM_STATUSES = (403, 409, 422, 429)
+PROBLEM_JSON = "application/problem+json"
+REASON_HEADER = "X-Admin-Auth-Fail-Reason"
+DEFAULT_REASONS = {ANONYMOUS: "mfa_required", WRONG_PASSWORD: "invalid_credentials"}
+CRITERIA = {ANONYMOUS: "auth.anonymous", WRONG_PASSWORD: "auth.wrong_password"}
+BODY_EXCERPT_CHARS = 400
+
+
+class InputError(ValueError):
+    pass
+
+
+def collect_matrix_secrets(params, secrets):
+    """The credentials of the matrix options (role passwords, extra header values), collected before validation."""
+    if not isinstance(params, dict):
+        return
+    secrets.add_headers(params.get("extra_headers") or {})
+    roles = params.get("roles")
+    if isinstance(roles, dict):
+        for creds in roles.values():
+            if isinstance(creds, dict) and creds.get("password"):
+                secrets.add_basic(to_text(creds.get("username") or ""), to_text(creds["password"]))
+
+
+def _statuses(value, where):
+    items = value if isinstance(value, list) else [value]
+    result = []
+    for item in items:
+        if isinstance(item, bool):
+            raise InputError("%s must be an HTTP status or a list of them, got %r" % (where, item))
+        try:
+            code = int(item)
+        except (TypeError, ValueError):
+            raise InputError("%s must be an HTTP status or a list of them, got %r" % (where, item))
+        if str(item).strip() != str(code) or not 100 <= code <= 599:
+            raise InputError("%s: %r is not an HTTP status (100-599)" % (where, item))
+        result.append(code)
+    if not result:
+        raise InputError("%s must not be empty" % where)
+    return result
+
+
+def validate_roles(params):
+    roles = params["roles"]
+    if not roles:
+        raise InputError("roles must name at least one role with username and password")
+    result = {}
+    for role, creds in roles.items():
+        if not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", str(role)):
+            raise InputError("roles: role name %r must be letters, digits, '_' or '-'" % (role,))
+        if role in SPECIAL:
+            raise InputError("roles: %r is reserved for the probe without credentials / with a wrong password" % role)
+        if not isinstance(creds, dict):
+            raise InputError("roles.%s must be a dict with username and password" % role)
+        unknown = sorted(set(creds) - set(["username", "password"]))
+        if unknown:
+            raise InputError("roles.%s has unknown keys: %s (expected username and password)" % (role, ", ".join(unknown)))
+        if not creds.get("username") or not isinstance(creds.get("username"), str):
+            raise InputError("roles.%s has no credentials: username is missing" % role)
+        if not creds.get("password") or not isinstance(creds.get("password"), str):
+            raise InputError("roles.%s has no credentials: password is missing" % role)
+        if ":" in creds["username"]:
+            raise InputError("roles.%s.username must not contain ':' (Basic Auth)" % role)
+        result[role] = (creds["username"], creds["password"])
+    return result
+
+
+class Probe:
+    """One request of the matrix: an endpoint as one identity."""
+
+    def __init__(self, endpoint, identity, expected, reason, criterion, spec, send=True, skip_reason=None):
+        self.endpoint = endpoint
+        self.identity = identity
+        self.expected = expected
+        self.reason = reason
+        self.criterion = criterion
+        self.spec = spec
+        self.send = send
+        self.skip_reason = skip_reason
+        self.outcome = None
+        self.duration_ms = 0.0
+
+    @property
+    def name(self):
+        return "%s:%s" % (self.endpoint["name"], self.identity)
+
+    def describe_identity(self):
+        if self.identity == ANONYMOUS:
+            return "without credentials"
+        if self.identity == WRONG_PASSWORD:
+            return "as %s with a wrong password" % self.endpoint["wrong_user"]
+        return "as role %s" % self.identity
+
+
+def plan(params, check_mode):
+    roles = validate_roles(params)
+    role_names = list(params["roles"].keys())
+    wrong_role = params.get("wrong_password_role") or role_names[0]
+    if wrong_role not in roles:
+        raise InputError("wrong_password_role %r is not one of roles: %s" % (wrong_role, ", ".join(role_names)))
+    extra = dict(params.get("extra_headers") or {})
+    read_only = params["read_only_mode"]
+    if not CRITERION_PATTERN.match(params["read_only_criterion"]):
+        raise InputError("read_only_criterion %r is not a criterion id" % params["read_only_criterion"])
+    if params["requests_per_minute"] < 0:
+        raise InputError("requests_per_minute must be 0 or more, got %s" % params["requests_per_minute"])
+    wrong_password = "wrong-" + pysecrets.token_hex(12)
+    endpoints = []
+    probes = []
+    seen = set()
+    for index, raw in enumerate(params["endpoints"]):
+        where = "endpoints[%d] (name '%s')" % (index, raw["name"])
+        if raw["name"] in seen:
+            raise InputError("%s: the name is used twice; endpoint names must be unique" % where)
+        seen.add(raw["name"])
+        if raw.get("criterion") and not CRITERION_PATTERN.match(raw["criterion"]):
+            raise InputError("%s.criterion %r is not a criterion id like 'admin.cleanup'" % (where, raw["criterion"]))
+        if raw.get("body") is not None and raw.get("json_body") is not None:
+            raise InputError("%s: body and json_body are mutually exclusive" % where)
+        method = (raw.get("method") or "GET").upper()
+        if not re.match(r"^[A-Z]+$", method):
+            raise InputError("%s.method %r is not an HTTP method" % (where, raw.get("method")))
+        url = join_url(params["base_url"], raw["path"])
+        problem = url_error(url)
+        if problem:
+            raise InputError("%s.path: %s" % (where, problem))
+        write = raw.get("write")
+        if write is None:
+            write = method in WRITE_METHODS
+        try:
+            checks = asserts.normalize_all(raw.get("assertions"), "%s.assertions" % where)
+        except asserts.AssertionSpecError as exc:
+            raise InputError(str(exc))
+        body_pattern = None
+        if raw.get("body_regex"):
+            try:
+                body_pattern = re.compile(raw["body_regex"], re.MULTILINE)
+            except re.error as exc:
+                raise InputError("%s.body_regex is not a valid regular expression: %s" % (where, exc))
+        expect = dict(raw.get("expect") or {})
+        for key in expect:
+            if key not in SPECIAL and key not in roles:
+                raise InputError("%s.expect: %r is neither anonymous, wrong_password nor a role of roles (%s)"
+                                 % (where, key, ", ".join(role_names)))
+        for key in list(expect.keys()):
+            if expect[key] == "skip":
+                continue
+            expect[key] = _statuses(expect[key], "%s.expect.%s" % (where, key))
+        reasons = dict(DEFAULT_REASONS)
+        for key, value in (raw.get("expect_reason") or {}).items():
+            if key not in SPECIAL and key not in roles:
+                raise InputError("%s.expect_reason: %r is neither anonymous, wrong_password nor a role" % (where, key))
+            reasons[key] = value or None
+        functional_role = raw.get("functional_role")
+        role_keys = [key for key in expect if key in roles and expect[key] != "skip"]
+        if functional_role:
+            if functional_role not in roles:
+                raise InputError("%s.functional_role %r is not a role of roles" % (where, functional_role))
+            if functional_role not in role_keys:
+                raise InputError("%s.functional_role %r needs an expected status in expect" % (where, functional_role))
+        else:
+            for key in role_keys:
+                if any(200 <= code < 300 for code in expect[key]):
+                    functional_role = key
+                    break
+        if raw.get("criterion") and not functional_role and not (write and read_only):
+            raise InputError("%s: criterion %s needs a role expected to get a 2xx in expect (or functional_role)"
+                             % (where, raw["criterion"]))
+        body = raw.get("body")
+        headers_base = {}
+        if raw.get("json_body") is not None:
+            body = json.dumps(raw["json_body"])
+            headers_base["Content-Type"] = "application/json"
+        endpoint = {
+            "name": raw["name"], "where": where, "criterion": raw.get("criterion"), "url": url, "method": method,
+            "write": bool(write), "assertions": checks, "content_type": (raw.get("content_type") or "").lower() or None,
+            "body_pattern": body_pattern, "blocking": raw.get("blocking", True), "functional_role": functional_role,
+            "wrong_user": roles[wrong_role][0], "probes": {},
+        }
+        endpoints.append(endpoint)
+
+        def spec_for(headers, idempotent=not write):
+            all_headers = dict(headers_base)
+            all_headers.update(headers)
+            return RequestSpec(url, method=method, headers=all_headers, body=body, timeout=params["timeout"],
+                               connect_timeout=params.get("connect_timeout"), validate_certs=params["validate_certs"],
+                               ca_path=params.get("ca_path"), client_cert=params.get("client_cert"),
+                               client_key=params.get("client_key"), follow_redirects="none", use_proxy=params["use_proxy"],
+                               idempotent=idempotent)
+
+        blocked_write = write and read_only
+        for identity in SPECIAL:
+            if expect.get(identity) == "skip":
+                continue
+            expected = expect.get(identity) or ([409] if blocked_write else [401])
+            headers = dict(extra) if (identity == WRONG_PASSWORD or params["anonymous_extra_headers"]) else {}
+            if identity == WRONG_PASSWORD:
+                headers["Authorization"] = to_text(basic_auth_header(roles[wrong_role][0], wrong_password))
+            probe = Probe(endpoint, identity, expected, reasons.get(identity), CRITERIA[identity], spec_for(headers))
+            endpoint["probes"][identity] = probe
+            probes.append(probe)
+        for role in role_keys:
+            headers = dict(extra)
+            headers["Authorization"] = to_text(basic_auth_header(roles[role][0], roles[role][1]))
+            send, skip_reason = True, None
+            if write:
+                # Not allowed is the reason in every mode; check mode only matters for writes that would be sent.
+                if not params["allow_writes"]:
+                    send, skip_reason = False, "writes not allowed (allow_writes is false)"
+                elif check_mode:
+                    send, skip_reason = False, "credentialed write planned, not sent in check mode"
+            # Read-only mode answers 409 before authentication, whatever the role could do otherwise.
+            expected = [409] if blocked_write else expect[role]
+            probe = Probe(endpoint, role, expected, reasons.get(role), "auth.roles", spec_for(headers), send, skip_reason)
+            endpoint["probes"][role] = probe
+            probes.append(probe)
+    jobs = None
+    if params.get("jobs_status") is not None:
+        options = params["jobs_status"]
+        role = options.get("role") or role_names[0]
+        if role not in roles:
+            raise InputError("jobs_status.role %r is not a role of roles" % role)
+        if not CRITERION_PATTERN.match(options["criterion"]):
+            raise InputError("jobs_status.criterion %r is not a criterion id" % options["criterion"])
+        if not options["max_age_seconds"] > 0:
+            raise InputError("jobs_status.max_age_seconds must be greater than 0")
+        if options["max_consecutive_failures"] < 0:
+            raise InputError("jobs_status.max_consecutive_failures must be 0 or more")
+        url = join_url(params["base_url"], options["path"])
+        problem = url_error(url)
+        if problem:
+            raise InputError("jobs_status.path: %s" % problem)
+        headers = dict(extra)
+        headers["Authorization"] = to_text(basic_auth_header(roles[role][0], roles[role][1]))
+        endpoint = {"name": "jobs_status", "url": url, "method": "GET", "wrong_user": None, "blocking": options["blocking"]}
+        spec = RequestSpec(url, headers=headers, timeout=params["timeout"], connect_timeout=params.get("connect_timeout"),
+                           validate_certs=params["validate_certs"], ca_path=params.get("ca_path"),
+                           client_cert=params.get("client_cert"), client_key=params.get("client_key"),
+                           follow_redirects="none", use_proxy=params["use_proxy"])
+        jobs = Probe(endpoint, role, [200], None, options["criterion"], spec)
+        jobs.options = options
+        probes.append(jobs)
+    if not endpoints and jobs is None:
+        raise InputError("endpoints must list at least one endpoint (or give jobs_status)")
+    return endpoints, probes, jobs
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+
+def _result(path, op, expected, actual, ok, note=None):
+    item = {"path": path, "op": op, "expected": expected, "actual": actual, "ok": bool(ok)}
+    if note:
+        item["note"] = note
+    return item
+
+
+def _excerpt(response, secrets):
+    if not response.body:
+        return ""
+    document = response.json()
+    if response.json_error is None:
+        text = json.dumps(secrets.value(document), sort_keys=True, default=str)
+    else:
+        text = secrets.text(response.text)
+    return text[:BODY_EXCERPT_CHARS] + ("..." if len(text) > BODY_EXCERPT_CHARS else "")
+
+
+def _describe(results):
+    failed = [r for r in results if not r["ok"]]
+    lines = [asserts.describe_failure(r) for r in failed[:4]]
+    if len(failed) > 4:
+        lines.append("and %d more" % (len(failed) - 4))
+    return "; ".join(lines)
+
+
+def _base_evidence(probe):
+    return {"url": safe_url(probe.endpoint["url"]), "method": probe.endpoint["method"], "identity": probe.identity}
+
+
+def _head(probe, label=None):
+    return "%s: %s %s %s" % (label or probe.name, probe.endpoint["method"], safe_url(probe.endpoint["url"]),
+                             probe.describe_identity())
+
+
+def no_answer_record(probe, criterion, name, blocking, secrets):
+    outcome = probe.outcome
+    evidence = _base_evidence(probe)
+    evidence["attempts"] = len(outcome.attempts)
+    evidence["attempt_log"] = outcome.attempt_log()
+    if outcome.gave_up:
+        evidence["gave_up"] = outcome.gave_up
+    if outcome.throttled:
+        evidence["status_code"] = 429
+        evidence["error"] = "rate limited"
+        summary = "%s: rate limited (429) on every one of %d attempts; cannot decide" % (_head(probe, name), len(outcome.attempts))
+    else:
+        evidence["error"] = "%s: %s" % (outcome.error.kind, outcome.error.message)
+        summary = "%s: no answer (%s: %s); cannot decide" % (_head(probe, name), outcome.error.kind, outcome.error.message)
+    return make_record(criterion, ERROR, secrets.text(summary), evidence=evidence, blocking=blocking,
+                       duration_ms=probe.duration_ms, name=name)
+
+
+def _answered(probe):
+    return probe.outcome is not None and probe.outcome.response is not None and not probe.outcome.throttled
+
+
+def auth_record(probe, secrets):
+    """Did this identity get the status (and reason) it should?"""
+    endpoint = probe.endpoint
+    if not probe.send:
+        return make_record(probe.criterion, SKIPPED, "%s: %s" % (_head(probe), probe.skip_reason),
+                           evidence=dict(_base_evidence(probe), planned=True, expected_status=probe.expected),
+                           blocking=endpoint["blocking"], name=probe.name)
+    if not _answered(probe):
+        return no_answer_record(probe, probe.criterion, probe.name, endpoint["blocking"], secrets)
+    response = probe.outcome.response
+    reason = response.header(REASON_HEADER)
+    results = [_result("status_code", "in", probe.expected, response.status, response.status in probe.expected)]
+    if probe.reason and 401 in probe.expected:
+        results.append(_result("header:%s" % REASON_HEADER, "==", probe.reason, reason, reason == probe.reason))
+    if response.status in PROBLEM_STATUSES and response.status in probe.expected:
+        results.append(_result("header:Content-Type", "==", PROBLEM_JSON, response.content_type or None,
+                               response.content_type == PROBLEM_JSON))
+    evidence = _base_evidence(probe)
+    evidence.update({"status_code": response.status, "expected_status": probe.expected, "reason": reason,
+                     "attempts": len(probe.outcome.attempts), "latency_ms": round(response.elapsed_ms, 1)})
+    failed = [r for r in results if not r["ok"]]
+    evidence["failed"] = failed
+    if failed:
+        evidence["body_excerpt"] = _excerpt(response, secrets)
+        summary = "%s: %s" % (_head(probe), _describe(results))
+        if response.status not in probe.expected and 200 <= response.status < 300:
+            if probe.identity == ANONYMOUS:
+                summary += " - the endpoint answered WITHOUT credentials"
+            elif probe.identity == WRONG_PASSWORD:
+                summary += " - the endpoint answered to a wrong password"
+            else:
+                summary += " - the endpoint answered to a role that should be refused"
+        if (response.status == 409 and response.content_type == PROBLEM_JSON and 409 not in probe.expected
+                and endpoint["write"]):
+            summary += " - the service refuses admin writes (read-only mode is on) but read_only_mode is false"
+        status = FAIL
+    else:
+        summary = "%s: %d as expected%s" % (_head(probe), response.status, " (reason %s)" % reason if reason else "")
+        status = PASS
+    return make_record(probe.criterion, status, secrets.text(summary), evidence=evidence, blocking=endpoint["blocking"],
+                       duration_ms=probe.duration_ms, name=probe.name)
+
+
+def functional_record(endpoint, secrets, read_only):
+    """The endpoint's own criterion: the functional role's answer has the right status, type and shape."""
+    criterion = endpoint["criterion"]
+    if not criterion:
+        return None
+    name = endpoint["name"]
+    if endpoint["write"] and read_only:
+        return make_record(criterion, SKIPPED, "%s: %s %s not run: admin writes are disabled (read_only_mode)"
+                           % (name, endpoint["method"], safe_url(endpoint["url"])),
+                           evidence={"url": safe_url(endpoint["url"]), "method": endpoint["method"], "read_only_mode": True},
+                           blocking=endpoint["blocking"], name=name)
+    probe = endpoint["probes"][endpoint["functional_role"]]
+    if not probe.send:
+        return make_record(criterion, SKIPPED, "%s: %s" % (_head(probe, name), probe.skip_reason),
+                           evidence=dict(_base_evidence(probe), planned=True), blocking=endpoint["blocking"], name=name)
+    if not _answered(probe):
+        return no_answer_record(probe, criterion, name, endpoint["blocking"], secrets)
+    response = probe.outcome.response
+    expected_ok = [code for code in probe.expected if 200 <= code < 300] or probe.expected
+    results = [_result("status_code", "in", expected_ok, response.status, response.status in expected_ok)]
+    if endpoint["content_type"]:
+        results.append(_result("header:Content-Type", "==", endpoint["content_type"], response.content_type or None,
+                               response.content_type == endpoint["content_type"]))
+    if endpoint["body_pattern"] is not None:
+        text = response.text
+        results.append(_result("body", "regex", endpoint["body_pattern"].pattern, text[:80] if text else None,
+                               endpoint["body_pattern"].search(text) is not None))
+    if endpoint["assertions"]:
+        document = response.json()
+        if response.json_error:
+            results.extend(asserts.not_json_results(endpoint["assertions"], response.json_error))
+        else:
+            results.extend(asserts.evaluate_all(endpoint["assertions"], document))
+    status = ERROR if any(r.get("error") for r in results) else FAIL if any(not r["ok"] for r in results) else PASS
+    failed = [r for r in results if not r["ok"]]
+    evidence = _base_evidence(probe)
+    evidence.update({"status_code": response.status, "content_type": response.content_type,
+                     "latency_ms": round(response.elapsed_ms, 1), "checks": len(results), "failed": failed,
+                     "attempts": len(probe.outcome.attempts)})
+    if status == PASS:
+        summary = "%s: %d, %d checks passed" % (_head(probe, name), response.status, len(results))
+    else:
+        evidence["body_excerpt"] = _excerpt(response, secrets)
+        summary = "%s: %d of %d checks failed: %s" % (_head(probe, name), len(failed), len(results), _describe(results))
+    return make_record(criterion, status, secrets.text(summary), evidence=evidence, blocking=endpoint["blocking"],
+                       duration_ms=probe.duration_ms, name=name)
+
+
+def read_only_record(endpoint, criterion, secrets):
+    """With read-only mode declared, a write without credentials must get 409 problem+json."""
+    probe = endpoint["probes"].get(ANONYMOUS) or endpoint["probes"].get(WRONG_PASSWORD)
+    name = "%s:read_only" % endpoint["name"]
+    if probe is None:
+        return make_record(criterion, SKIPPED, "%s: no request without credentials to judge read-only mode by" % name,
+                           blocking=endpoint["blocking"], name=name)
+    if not _answered(probe):
+        return no_answer_record(probe, criterion, name, endpoint["blocking"], secrets)
+    response = probe.outcome.response
+    document = response.json()
+    results = [
+        _result("status_code", "==", 409, response.status, response.status == 409),
+        _result("header:Content-Type", "==", PROBLEM_JSON, response.content_type or None, response.content_type == PROBLEM_JSON),
+    ]
+    evidence = _base_evidence(probe)
+    evidence.update({"status_code": response.status, "failed": [r for r in results if not r["ok"]]})
+    if isinstance(document, dict) and document.get("detail"):
+        evidence["detail"] = document.get("detail")
+    if all(r["ok"] for r in results):
+        summary = "%s: %s %s answered 409 before authentication (%s)" % (
+            name, endpoint["method"], safe_url(endpoint["url"]), evidence.get("detail") or "problem+json")
+        status = PASS
+    else:
+        evidence["body_excerpt"] = _excerpt(response, secrets)
+        summary = "%s: read-only mode is declared but %s %s %s: %s" % (
+            name, endpoint["method"], safe_url(endpoint["url"]), probe.describe_identity(), _describe(results))
+        status = FAIL
+    return make_record(criterion, status, secrets.text(summary), evidence=evidence, blocking=endpoint["blocking"],
+                       duration_ms=probe.duration_ms, name=name)
+
+
+def parse_timestamp(value):
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        stamp = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp
+
+
+def evaluate_jobs(jobs_list, options, now):
+    """Checks of GET /v1/admin/jobs/status: each job's last success recent, failures in a row bounded."""
+    results = []
+    summary_jobs = []
+    max_age = options["max_age_seconds"]
+    max_failures = options["max_consecutive_failures"]
+    ignore = set(options.get("ignore_jobs") or [])
+    if not isinstance(jobs_list, list):
+        return [_result("@", "type", "array", asserts.type_name(jobs_list), False)], []
+    names = set()
+    for job in jobs_list:
+        if not isinstance(job, dict):
+            results.append(_result("@[]", "type", "object", asserts.type_name(job), False))
+            continue
+        name = job.get("name")
+        names.add(name)
+        if name in ignore:
+            continue
+        base = "[?name=='%s']" % name
+        stamp = parse_timestamp(job.get("last_success_at"))
+        age = round((now - stamp).total_seconds(), 1) if stamp else None
+        failures = job.get("consecutive_failures")
+        info = {"name": name, "last_success_age_seconds": age, "consecutive_failures": failures}
+        if job.get("last_error"):
+            info["last_error"] = str(job["last_error"])[:200]
+        summary_jobs.append(info)
+        if stamp is None:
+            results.append(_result(base + ".last_success_at", "exists", True, job.get("last_success_at"), False,
+                                   "the job has never succeeded" if job.get("last_success_at") is None
+                                   else "not an ISO 8601 time"))
+        else:
+            results.append(_result(base + ".last_success_age_seconds", "<=", max_age, age, age <= max_age))
+        if asserts.type_name(failures) != "number":
+            results.append(_result(base + ".consecutive_failures", "type", "integer", asserts.type_name(failures), False))
+        else:
+            results.append(_result(base + ".consecutive_failures", "<=", max_failures, failures, failures <= max_failures,
+                                   ("last error: %s" % str(job.get("last_error"))[:160]) if failures > max_failures and job.get("last_error") else None))
+    for required in options.get("required_jobs") or []:
+        if required not in names:
+            results.append(_result("[?name=='%s']" % required, "exists", True, False, False, "the job has not reported"))
+    if not jobs_list and not options.get("allow_empty"):
+        results.append(_result("length(@)", ">", 0, 0, False, "no job has reported yet"))
+    return results, summary_jobs
+
+
+def jobs_record(probe, secrets, now):
+    options = probe.options
+    name = "jobs_status"
+    criterion = options["criterion"]
+    blocking = options["blocking"]
+    if not _answered(probe):
+        return no_answer_record(probe, criterion, name, blocking, secrets)
+    response = probe.outcome.response
+    evidence = _base_evidence(probe)
+    evidence.update({"status_code": response.status, "attempts": len(probe.outcome.attempts)})
+    if response.status != 200:
+        evidence["body_excerpt"] = _excerpt(response, secrets)
+        return make_record(criterion, FAIL, secrets.text("%s: %s: status %d, expected 200" % (name, _head(probe, name), response.status)),
+                           evidence=evidence, blocking=blocking, duration_ms=probe.duration_ms, name=name)
+    document = response.json()
+    if response.json_error:
+        evidence["body_excerpt"] = _excerpt(response, secrets)
+        return make_record(criterion, FAIL, "%s: %s" % (_head(probe, name), response.json_error), evidence=evidence,
+                           blocking=blocking, duration_ms=probe.duration_ms, name=name)
+    results, jobs = evaluate_jobs(document, options, now)
+    failed = [r for r in results if not r["ok"]]
+    evidence.update({"jobs": jobs, "checks": len(results), "failed": failed,
+                     "max_age_seconds": options["max_age_seconds"],
+                     "max_consecutive_failures": options["max_consecutive_failures"]})
+    if failed:
+        summary = "%s: %d of %d checks failed: %s" % (_head(probe, name), len(failed), len(results), _describe(results))
+        status = FAIL
+    else:
+        summary = "%s: %d jobs, each succeeded within %ss and has at most %d consecutive failures" % (
+            name, len(jobs), options["max_age_seconds"], options["max_consecutive_failures"])
+        status = PASS
+    return make_record(criterion, status, secrets.text(summary), evidence=evidence, blocking=blocking,
+                       duration_ms=probe.duration_ms, name=name)
+
+
+def matrix_argument_spec():
+    """The matrix's own options (the HTTP client options - timeout, retries, TLS - come from the module)."""
+    return dict(
+        deadline=dict(type="float", default=120.0),
+        concurrency=dict(type="int", default=4),
+        roles=dict(type="dict", required=True, no_log=False),
+        wrong_password_role=dict(type="str", no_log=False),
+        extra_headers=dict(type="dict", default={"X-Auth-MFA": "true"}),
+        anonymous_extra_headers=dict(type="bool", default=False),
+        endpoints=dict(type="list", elements="dict", required=True, options=dict(
+            name=dict(type="str", required=True),
+            criterion=dict(type="str"),
+            path=dict(type="str", required=True),
+            method=dict(type="str", default="GET"),
+            body=dict(type="str"),
+            json_body=dict(type="raw"),
+            expect=dict(type="dict", default={}),
+            expect_reason=dict(type="dict", default={}),
+            functional_role=dict(type="str"),
+            assertions=dict(type="list", elements="dict", options=dict(
+                path=dict(type="str", required=True),
+                op=dict(type="str", default="=="),
+                value=dict(type="raw"),
+                expected_path=dict(type="str"),
+            )),
+            content_type=dict(type="str"),
+            body_regex=dict(type="str"),
+            write=dict(type="bool"),
+            blocking=dict(type="bool", default=True),
+        )),
+        read_only_mode=dict(type="bool", default=False),
+        read_only_criterion=dict(type="str", default="switches.read_only"),
+        allow_writes=dict(type="bool", default=False),
+        requests_per_minute=dict(type="int", default=25),
+        jobs_status=dict(type="dict", options=dict(
+            path=dict(type="str", default="/v1/admin/jobs/status"),
+            role=dict(type="str"),
+            max_age_seconds=dict(type="float", default=3600.0),
+            max_consecutive_failures=dict(type="int", default=1),
+            required_jobs=dict(type="list", elements="str", default=[]),
+            ignore_jobs=dict(type="list", elements="str", default=[]),
+            allow_empty=dict(type="bool", default=False),
+            criterion=dict(type="str", default="jobs.status"),
+            blocking=dict(type="bool", default=True),
+        )),
+    )
+
+
+class MatrixRun:
+    """A planned matrix: ``run(client)`` sends its requests and returns the records."""
+
+    def __init__(self, params, check_mode, secrets):
+        self.params = params
+        self.secrets = secrets
+        self.endpoints, self.probes, self.jobs = plan(params, check_mode)
+        self.pacer = RateLimiter(params["requests_per_minute"]) if params["requests_per_minute"] > 0 else None
+        self.requests_sent = 0
+
+    @property
+    def paced_seconds(self):
+        return round(self.pacer.waited if self.pacer else 0.0, 3)
+
+    def run(self, client, now=None):
+        params, secrets = self.params, self.secrets
+        deadline = Deadline(params["deadline"])
+        policy = retry_policy_from(params)
+
+        def send(probe):
+            if not probe.send:
+                return probe
+            timer = Stopwatch()
+            probe.outcome = client.request(probe.spec, policy, deadline, self.pacer)
+            probe.duration_ms = timer.elapsed_ms
+            return probe
+
+        def crashed(probe, exc):
+            probe.outcome = Outcome()
+            probe.outcome.error = TransportError("internal", secrets.text("%s: %s" % (exc.__class__.__name__, exc)))
+            return probe
+
+        run_concurrently(send, self.probes, params["concurrency"], crashed)
+        records = []
+        for endpoint in self.endpoints:
+            for probe in endpoint["probes"].values():
+                records.append(auth_record(probe, secrets))
+            if endpoint["write"] and params["read_only_mode"]:
+                records.append(read_only_record(endpoint, params["read_only_criterion"], secrets))
+            functional = functional_record(endpoint, secrets, params["read_only_mode"])
+            if functional is not None:
+                records.append(functional)
+        if self.jobs is not None:
+            records.append(jobs_record(self.jobs, secrets, now or datetime.datetime.now(datetime.timezone.utc)))
+        self.requests_sent = sum(1 for p in self.probes if p.outcome is not None for attempt in p.outcome.attempts if attempt.sent)
+        return secrets.value(records)
