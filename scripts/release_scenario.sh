@@ -9,7 +9,8 @@
 # missing. Molecule runs with its own HOME (.cache/release-home), ANSIBLE_COLLECTIONS_PATH pointing at
 # .build/collections and DOCKER_HOST at podman's socket. The podman API service is stopped afterwards
 # when this script started it (CWS_KEEP_PODMAN=1 keeps it); CWS_RELEASE_KEEP=1 keeps the stack.
-# Prints how long the image build and the scenario took.
+# Prints how long the image build and the scenario took; the output of every playbook run and the
+# gate's reports stay in .cache/release-scenario (CWS_RELEASE_REPORT_DIR).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -43,12 +44,15 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 export PATH="$root/.venv/bin:$PATH"
 export DOCKER_HOST CONTAINERS_CONF
 export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1
+# The playbook runs' output, their timings and the gate's reports stay here after the scenario.
+export CWS_RELEASE_REPORT_DIR="${CWS_RELEASE_REPORT_DIR:-$root/.cache/release-scenario}"
 
 t1=$(now)
 rc=0
 molecule "$command" -s release || rc=$?
 say "molecule $command -s release: rc $rc in $(since "$t1") s"
-for timings in "$HOME"/.ansible/tmp/molecule.*.release/runs/timings.json; do
-  [ -f "$timings" ] && { say "playbook runs (seconds, rc):"; cat "$timings" >&2; }
-done
+if [ -f "$CWS_RELEASE_REPORT_DIR/runs/timings.json" ]; then
+  say "playbook runs (seconds, rc), output in $CWS_RELEASE_REPORT_DIR:"
+  cat "$CWS_RELEASE_REPORT_DIR/runs/timings.json" >&2
+fi
 exit "$rc"
