@@ -59,8 +59,8 @@ class PlaybookRun:
         return {c["criterion"]: c["outcome"] for c in (self.report or {}).get("criteria", [])}
 
     def tail(self, size=4000):
-        return "rc=%s verdict=%s not passing=%s\n%s\n%s" % (self.rc, self.verdict, sorted(self.not_passing()),
-                                                          self.stdout[-size:], self.stderr[-size // 2:])
+        head = "rc=%s verdict=%s not passing=%s" % (self.rc, self.verdict, sorted(self.not_passing()))
+        return "%s\n%s\n%s" % (head, self.stdout[-size:], self.stderr[-size // 2:])
 
     def artifact_texts(self):
         """Every file the run left in its artifacts directory, as text."""
