@@ -2,7 +2,7 @@
 # The deploy/rollback scenario for real: podman + Docker Compose v1 run a compose stack of the
 # reference service, and Molecule (scenario `release`) deploys, releases, rolls back and checks.
 #
-#   bash scripts/release_scenario.sh            # molecule test -s release
+#   bash scripts/release_scenario.sh            # tests/compose_stack (pytest), then molecule test -s release
 #   bash scripts/release_scenario.sh converge   # any other molecule command for the scenario
 #
 # Needs root (podman, debootstrap) on a Debian-like host; scripts/podman_env.sh installs what is
@@ -32,6 +32,11 @@ fi
 eval "$(bash scripts/podman_env.sh)"
 if [ "$started_service" = 1 ] && [ -z "${CWS_KEEP_PODMAN:-}" ]; then
   trap 'bash scripts/podman_env.sh stop || true' EXIT
+fi
+
+if [ "$command" = test ]; then
+  # The release repository the scenario deploys, checked on a real PostgreSQL first (about 10 s).
+  .venv/bin/python -m pytest tests/compose_stack -q -p no:cacheprovider
 fi
 
 t0=$(now)
