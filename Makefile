@@ -6,7 +6,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: setup test unit integration sanity sanity-matrix lint packaging molecule build demo clean
+.PHONY: setup test unit integration sanity sanity-matrix lint packaging molecule release-scenario build demo clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -34,6 +34,9 @@ packaging: setup
 
 molecule: setup
 	@bash scripts/run_tests.sh molecule
+
+release-scenario: setup
+	@bash scripts/run_tests.sh release-scenario
 
 build: setup
 	@mkdir -p .build/dist && $(VENV_BIN)/ansible-galaxy collection build --force --output-path .build/dist .

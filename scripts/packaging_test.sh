@@ -13,6 +13,9 @@
 #      ansible-builder's introspection of the installed collection, and bindep.txt parsed by bindep.
 # Usage: bash scripts/packaging_test.sh [--no-ee] [--keep]
 set -uo pipefail
+# The caller's collections path (make exports the checkout's) would make ansible-galaxy find the collection
+# already installed and skip the clean install: every step below names its path itself.
+unset ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
 run_ee=1

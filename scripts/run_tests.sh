@@ -52,6 +52,15 @@ molecule() {
   bash scripts/run_molecule.sh || failed+=("molecule")
 }
 
+release_scenario() {
+  echo "=== release scenario: deploy, release, automatic rollback on a compose stack under podman"
+  if [ -n "${CWS_SKIP_RELEASE_SCENARIO:-}" ]; then
+    echo "run_tests: release scenario SKIPPED because CWS_SKIP_RELEASE_SCENARIO is set" >&2
+    return
+  fi
+  bash scripts/release_scenario.sh || failed+=("release-scenario")
+}
+
 case "$stage" in
   unit) run_pytest unit tests/unit ;;
   integration) run_pytest integration tests/integration tests/reference_service ;;
@@ -59,6 +68,7 @@ case "$stage" in
   lint) lint ;;
   molecule) molecule ;;
   packaging) packaging ;;
+  release-scenario) release_scenario ;;
   sanity-matrix) sanity_matrix ;;
   all)
     run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider
@@ -67,8 +77,9 @@ case "$stage" in
     lint
     packaging
     molecule
+    release_scenario
     ;;
-  *) echo "usage: $0 unit|integration|sanity|sanity-matrix|lint|packaging|molecule|all" >&2; exit 2 ;;
+  *) echo "usage: $0 unit|integration|sanity|sanity-matrix|lint|packaging|molecule|release-scenario|all" >&2; exit 2 ;;
 esac
 
 if [ ${#failed[@]} -gt 0 ]; then
