@@ -140,7 +140,10 @@ def main():
                 seconds, rc, report, output = run_playbook(tree, "verify.yml", vars_file, workdir, extra=extra,
                                                            inventory=inventory)
                 if rc != 0 or not report or report["verdict"] != "GO":
-                    raise SystemExit("%s: verify.yml was not GO (rc %s):\n%s" % (label, rc, output[-4000:]))
+                    failing = [r["summary"] for c in (report or {}).get("criteria", []) if c["outcome"] in ("fail", "inconclusive")
+                               for r in c["records"] if r["status"] in ("fail", "error")]
+                    raise SystemExit("%s: verify.yml was not GO (rc %s):\n%s\n%s" % (label, rc, output[-2000:],
+                                                                                     "\n".join(failing[:20])))
                 return seconds, report
 
             variants = [

@@ -570,12 +570,16 @@ class HttpClient:
     the same error at once, saying so. A service that is down is then reported in one retry cycle, not one per
     request. Not for polling a service that is starting (readiness_probe's wait mode)."""
 
-    def __init__(self, clock=time.monotonic, sleep=time.sleep, rand=random.random, user_agent=USER_AGENT, fail_fast=False):
+    def __init__(self, clock=time.monotonic, sleep=time.sleep, rand=random.random, user_agent=USER_AGENT, fail_fast=False,
+                 max_in_flight=None):
         self.clock = clock
         self.sleep = sleep
         self.rand = rand
         self.user_agent = user_agent
         self.fail_fast = fail_fast
+        # At most this many requests on the wire at once, whatever the thread pools using this client (the service's
+        # own connection pools are finite: a check must not be the load that breaks it).
+        self._in_flight = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
         self._unreachable = {}
         self._contexts = {}
         self._openers = {}
@@ -715,7 +719,11 @@ class HttpClient:
                 if pacer is not None:
                     waited = pacer.acquire(deadline)
                     attempt_start = self.clock()
-                response = self.send(spec, deadline)
+                if self._in_flight is not None:
+                    with self._in_flight:
+                        response = self.send(spec, deadline)
+                else:
+                    response = self.send(spec, deadline)
             except TransportError as exc:
                 outcome.error = exc
                 outcome.response = None

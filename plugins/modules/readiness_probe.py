@@ -294,7 +294,8 @@ options:
         C(extra_headers), C(anonymous_extra_headers), C(read_only_mode), C(read_only_criterion), C(allow_writes),
         C(requests_per_minute), C(jobs_status), C(deadline) (default 120) and C(concurrency) (default 4) - with the
         same meaning and validation. The HTTP client options (O(base_url), O(timeout), O(retries), TLS) are this
-        module's.
+        module's, and O(concurrency) bounds the requests in flight of the probes and the matrix together (the
+        service's own connection pool is finite).
       - One module task instead of two is the point - each module task costs a release check several hundred
         milliseconds of Ansible's own work.
       - Only with O(mode=check). The role passwords are never printed.
@@ -1279,7 +1280,8 @@ def main():
     deadline = Deadline(params["deadline"])
     # In check mode a service that refuses connections is reported after one retry cycle, not one per probe;
     # wait mode keeps polling until the deadline (the service may be starting).
-    client = HttpClient(fail_fast=params["mode"] == "check")
+    # The probes and the admin matrix share one client: at most `concurrency` requests in flight in all.
+    client = HttpClient(fail_fast=params["mode"] == "check", max_in_flight=params["concurrency"])
     runner = Runner(module, client, deadline, retry_policy_from(params))
     matrix_records = []
     thread = None
