@@ -39,6 +39,17 @@ TARGET_RATIO = 3.0
 SERVICE_ROOT = ROOT / "tests" / "reference_service"
 
 
+def cpu_jiffies():
+    """(busy, total) jiffies of the whole machine from /proc/stat, or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def start_services(stack, count, workdir):
     """``count`` more service processes of the stack's release, over its database, on free loopback ports."""
     procs = []
@@ -125,6 +136,7 @@ def main():
     if args.db_once:
         results["fleet_db_once"] = []
     load = []
+    busy = {}
     procs = []
     with pg_cluster() as pg_facts:
         stack = start_stack(pg_facts, "bench_fl_%d" % os.getpid())
@@ -160,9 +172,13 @@ def main():
                 load.append(loadavg())
                 shift = round_number % len(variants)
                 for name, extra in variants[shift:] + variants[:shift]:
+                    before = cpu_jiffies()
                     seconds, report = verify(name, extra)
+                    after = cpu_jiffies()
                     results[name].append(seconds)
                     reports[name] = report
+                    if before and after and after[1] > before[1]:
+                        busy.setdefault(name, []).append((after[0] - before[0]) / float(after[1] - before[1]))
             load.append(loadavg())
         finally:
             stop_services(procs)
@@ -178,13 +194,15 @@ def main():
     out = {"hosts": args.hosts, "forks": forks, "rounds": args.rounds, "cores": os.cpu_count(),
            "load_average_1min": [round(x, 2) for x in load if x is not None], "seconds": figures,
            "ratio_fleet_to_one_host": round(ratio, 2), "target_ratio": TARGET_RATIO, "met": ratio <= TARGET_RATIO,
-           "fleet_records": sum(len(c["records"]) for c in reports["fleet"]["criteria"])}
+           "fleet_records": sum(len(c["records"]) for c in reports["fleet"]["criteria"]),
+           "cpu_busy_fraction": {name: round(sum(v) / len(v), 2) for name, v in busy.items()}}
     if args.db_once:
         out["ratio_fleet_db_once_to_one_host"] = round(figures["fleet_db_once"]["median"] / figures["one_host"]["median"], 2)
     print("verify.yml over %d reference services (forks %d, %d cores), %d rounds, 1-min load %s" % (
         args.hosts, forks, os.cpu_count(), args.rounds, out["load_average_1min"]))
     for name, figure in figures.items():
-        print("%-16s median %6.2fs  min %6.2fs  max %6.2fs" % (name, figure["median"], figure["min"], figure["max"]))
+        print("%-16s median %6.2fs  min %6.2fs  max %6.2fs  (machine CPU busy %s%%)" % (
+            name, figure["median"], figure["min"], figure["max"], int(100 * out["cpu_busy_fraction"].get(name, 0))))
     print("fleet / one host = %.2f (target <= %.1f): %s" % (ratio, TARGET_RATIO, "MET" if out["met"] else "MISSED"))
     if args.db_once:
         print("fleet with the database checked once / one host = %.2f" % out["ratio_fleet_db_once_to_one_host"])
