@@ -78,7 +78,7 @@ options:
     type: bool
     default: true
 notes:
-  - HTTP is done with the Python standard library and C(ansible.module_utils.urls); nothing has to be installed
+  - HTTP is done with the Python standard library only; nothing has to be installed
     on the host that runs the module.
   - HTTP error statuses (4xx, 5xx) are answers the module asserts on, not task failures. The task fails only on
     bad input; a failing check is a C(fail) record for the gate to judge.
