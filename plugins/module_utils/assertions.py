@@ -80,6 +80,16 @@ class MissingLibrary(Exception):
     pass
 
 
+def assertion_argument_spec():
+    """The argument spec of one list of assertions, shared by every module that takes them."""
+    return dict(type="list", elements="dict", options=dict(
+        path=dict(type="str", required=True),
+        op=dict(type="str", default="=="),
+        value=dict(type="raw"),
+        expected_path=dict(type="str"),
+    ))
+
+
 def compile_path(expression, where):
     """A compiled expression with a ``search(document)`` method; AssertionSpecError when malformed."""
     if not isinstance(expression, str) or not expression.strip():

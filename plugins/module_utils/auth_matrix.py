@@ -592,12 +592,7 @@ def matrix_argument_spec():
             expect=dict(type="dict", default={}),
             expect_reason=dict(type="dict", default={}),
             functional_role=dict(type="str"),
-            assertions=dict(type="list", elements="dict", options=dict(
-                path=dict(type="str", required=True),
-                op=dict(type="str", default="=="),
-                value=dict(type="raw"),
-                expected_path=dict(type="str"),
-            )),
+            assertions=asserts.assertion_argument_spec(),
             content_type=dict(type="str"),
             body_regex=dict(type="str"),
             write=dict(type="bool"),

@@ -1191,12 +1191,7 @@ def argument_spec():
             url_password=dict(type="str", no_log=True),
             bearer_token=dict(type="str", no_log=True),
             status_code=dict(type="raw"),
-            assertions=dict(type="list", elements="dict", options=dict(
-                path=dict(type="str", required=True),
-                op=dict(type="str", default="=="),
-                value=dict(type="raw"),
-                expected_path=dict(type="str"),
-            )),
+            assertions=asserts.assertion_argument_spec(),
             required_headers=dict(type="list", elements="dict", options=dict(
                 name=dict(type="str", required=True),
                 value=dict(type="str"),
