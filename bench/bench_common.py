@@ -3,7 +3,6 @@ inventory's variables, timed ansible-playbook runs (optionally of an older revis
 before/after comparisons in one run) and a few statistics."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
 from local_inventory import inventory_vars  # noqa: E402  pylint: disable=wrong-import-position
-from pgcluster import PgCluster  # noqa: E402  pylint: disable=wrong-import-position
+from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from refstack import RefStack  # noqa: E402  pylint: disable=wrong-import-position
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
@@ -33,19 +32,8 @@ def loadavg():
         return None
 
 
-@contextlib.contextmanager
-def pg_cluster():
-    """The cluster named by PGHARNESS_STATE, or one of our own for the duration."""
-    state = os.environ.get("PGHARNESS_STATE")
-    if state and os.path.exists(state):
-        with open(state, encoding="utf-8") as handle:
-            yield json.load(handle)
-        return
-    cluster = PgCluster()
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+# The cluster named by PGHARNESS_STATE, or one of our own for the duration.
+pg_cluster = running_or_new
 
 
 def start_stack(pg_facts, name, rate_limit=100000):

@@ -1,8 +1,6 @@
 """Shared fixtures: a real PostgreSQL cluster for the whole session, and module runners."""
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,7 +11,7 @@ sys.path.insert(0, str(ROOT / ".build" / "collections"))
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pgcluster import PgCluster  # noqa: E402  pylint: disable=wrong-import-position
+from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import run_module  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 pytest_plugins = ("refstack_fixtures",)
 
@@ -22,16 +20,8 @@ pytest_plugins = ("refstack_fixtures",)
 def pg_server():
     """Connection facts of a running PostgreSQL server: the one named by PGHARNESS_STATE, or a
     fresh cluster started for this test session and removed after it."""
-    state = os.environ.get("PGHARNESS_STATE")
-    if state and os.path.exists(state):
-        with open(state, encoding="utf-8") as handle:
-            yield json.load(handle)
-        return
-    cluster = PgCluster()
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with running_or_new() as facts:
+        yield facts
 
 
 @pytest.fixture()

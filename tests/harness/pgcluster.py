@@ -11,6 +11,7 @@ CLI:  python tests/harness/pgcluster.py bindir
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -125,6 +126,21 @@ class PgCluster:
         cluster = cls(base_dir=facts["base_dir"], port=facts["port"], bindir=facts["bindir"])
         cluster.password = facts["password"]
         return cluster
+
+
+@contextlib.contextmanager
+def running_or_new():
+    """Connection facts of the cluster named by PGHARNESS_STATE, or of a new one for the duration."""
+    state = os.environ.get("PGHARNESS_STATE")
+    if state and os.path.exists(state):
+        with open(state, encoding="utf-8") as handle:
+            yield json.load(handle)
+        return
+    cluster = PgCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
 
 
 def main(argv=None):
