@@ -13,14 +13,9 @@ die() { echo "bootstrap: $*" >&2; exit 2; }
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null \
   || die "Python's venv/ensurepip is missing: install the python3-venv package."
 
-# PostgreSQL server binaries are a system prerequisite (the tests start a real server).
-if ! "$PYTHON" tests/harness/pgcluster.py bindir >/dev/null 2>&1; then
-  die "PostgreSQL server binaries (initdb, pg_ctl) not found: install them, e.g. 'apt-get install postgresql' (Debian/Ubuntu), or set PG_BINDIR."
-fi
-for tool in psql pg_dump pg_restore; do
-  command -v "$tool" >/dev/null || [ -x "$("$PYTHON" tests/harness/pgcluster.py bindir)/$tool" ] \
-    || die "PostgreSQL client '$tool' not found: install 'postgresql-client'."
-done
+# PostgreSQL server and client binaries are a system prerequisite (the tests start a real server).
+bash scripts/system_packages.sh check postgres \
+  || die "PostgreSQL is a prerequisite (above; a server elsewhere than the Debian path: set PG_BINDIR)."
 
 stamp=.venv/.requirements-stamp
 want=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -d' ' -f1)

@@ -174,7 +174,9 @@ if [ "$run_ee" = 1 ]; then
   fi
   if [ -x "$tools/bin/ansible-builder" ]; then
     ctx="$work/ee-context"
-    if "$tools/bin/ansible-builder" create -f execution-environment.yml -c "$ctx" >"$work/ee.log" 2>&1; then
+    # ansible-builder names its output after the container runtime it finds (Dockerfile where only a docker
+    # CLI is on PATH): the name is given, so the result does not depend on what this machine has.
+    if "$tools/bin/ansible-builder" create -f execution-environment.yml -c "$ctx" --output-filename Containerfile >"$work/ee.log" 2>&1; then
       grep -q '^FROM ' "$ctx/Containerfile" || fail "ee" "ansible-builder wrote no Containerfile"
       [ -f "$ctx/_build/collections/cleanwithsnapshot-release.tar.gz" ] || fail "ee" "the collection tarball is not in the build context"
       # What the image build's introspection step will collect from the installed collection.

@@ -6,8 +6,8 @@
 #   bash scripts/podman_env.sh --host-only      # print only the DOCKER_HOST value
 #   bash scripts/podman_env.sh stop             # stop the API service this script started
 #
-# Installs the Debian packages when they are missing and this runs as root with apt-get; otherwise
-# says exactly which command is missing. Writes containers.conf under .cache/podman (runc, capped
+# Installs the Debian packages when they are missing and this runs as root with apt-get
+# (scripts/system_packages.sh); otherwise says in one line which packages are missing. Writes containers.conf under .cache/podman (runc, capped
 # rlimits, cgroupfs, file events logger: the settings this kind of machine needs) and starts
 # `podman system service` on .cache/podman/podman.sock. Everything but the export lines goes to stderr.
 set -euo pipefail
@@ -38,30 +38,8 @@ if [ "$mode" = stop ]; then
   exit 0
 fi
 
-# 1. Packages. docker-compose without recommends: its recommends would pull the docker.io engine.
-missing=()
-command -v podman >/dev/null || missing+=(podman)
-command -v runc >/dev/null || missing+=(runc)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-[ -x /usr/lib/podman/netavark ] || [ -x /usr/libexec/podman/netavark ] || command -v netavark >/dev/null || missing+=(netavark)
-[ -x /usr/lib/podman/aardvark-dns ] || [ -x /usr/libexec/podman/aardvark-dns ] || command -v aardvark-dns >/dev/null || missing+=(aardvark-dns)
-need_compose=0
-command -v docker-compose >/dev/null || need_compose=1
-if [ ${#missing[@]} -gt 0 ] || [ "$need_compose" = 1 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    say "installing ${missing[*]} $([ "$need_compose" = 1 ] && echo docker-compose)"
-    apt-get update -qq >&2
-    if [ ${#missing[@]} -gt 0 ]; then
-      apt-get install -y -qq "${missing[@]}" >&2
-    fi
-    if [ "$need_compose" = 1 ]; then
-      apt-get install -y -qq --no-install-recommends docker-compose >&2
-    fi
-  else
-    die "missing: ${missing[*]} $([ "$need_compose" = 1 ] && echo docker-compose) (install them as root: apt-get install podman runc debootstrap netavark aardvark-dns; apt-get install --no-install-recommends docker-compose)"
-  fi
-fi
+# 1. Packages: the one list in scripts/system_packages.sh (netavark needs iptables, for one).
+bash "$root/scripts/system_packages.sh" ensure containers || die "the container packages are missing (above)"
 
 # 2. containers.conf (crun fails on this cgroup layout; hard nofile is 20000 without CAP_SYS_RESOURCE).
 mkdir -p "$state_dir"

@@ -18,7 +18,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 IMAGE=${CWS_RUNTIME_IMAGE:-localhost/cws-runtime:bookworm}
 SUITE=bookworm
-MIRROR=${CWS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's apt uses (deb822 sources or sources.list), unless CWS_DEBIAN_MIRROR says.
+apt_mirror() {
+  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+    grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '$2 !~ /^\[/ {print $2}'
+  } | grep -v -- '-security' | head -n 1
+}
+MIRROR=${CWS_DEBIAN_MIRROR:-$(apt_mirror)}
 PACKAGES=python3,python3-psycopg2,python3-alembic,alembic,python3-sqlalchemy,postgresql-15,ca-certificates
 CACHE=${CWS_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cws-images}
 FORMAT_VERSION=1
@@ -35,6 +41,7 @@ if [ -z "${CONTAINERS_CONF:-}" ] && [ -f "$root/.cache/podman/containers.conf" ]
   export CONTAINERS_CONF="$root/.cache/podman/containers.conf"
 fi
 
+[ -n "$MIRROR" ] || die "no Debian mirror in this machine's apt sources: set CWS_DEBIAN_MIRROR"
 key=$(printf '%s\n' "$FORMAT_VERSION" "$SUITE" "$MIRROR" "$PACKAGES" | sha256sum | cut -c1-16)
 t0=$(now)
 
