@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import random
 import re
 import string
 import uuid
@@ -131,7 +132,10 @@ SELECT a.attrelid, n.nspname::text, c.relname::text, a.attname::text, a.attnotnu
        CASE WHEN a.atttypmod <> -1 THEN a.atttypmod ELSE t.typtypmod END,
        (SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = bt.oid ORDER BY e.enumsortorder LIMIT 1),
        (SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k
-        WHERE k.conrelid = a.attrelid AND k.contype = 'c' AND k.conkey = ARRAY[a.attnum] LIMIT 1)
+        WHERE k.conrelid = a.attrelid AND k.contype = 'c' AND k.conkey = ARRAY[a.attnum] LIMIT 1),
+       a.attidentity::text,
+       COALESCE((SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
+                 WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) LIKE 'nextval(%%', false)
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -199,7 +203,7 @@ def read_structure(cursor, oids):
         entry["columns"].append({
             "name": row[3], "not_null": bool(row[4]), "has_default": bool(row[5]), "generated": bool(row[6]),
             "type": row[7], "base_type": row[8], "category": row[9], "typmod": row[10], "first_enum": row[11],
-            "check": row[12],
+            "check": row[12], "identity": row[13] or None, "sequence_default": bool(row[14]),
         })
     cursor.execute(Q_FOREIGN_KEYS, {"oids": oids})
     for row in cursor.fetchall():
@@ -228,10 +232,16 @@ def references_column(expression, column):
                      expression) is not None
 
 
-def check_enabled_forced(table_info):
+def missing_table_reason(tables_variable):
+    """Why a required table that is not in the catalog fails: most often the expectation is stale."""
+    return ("table does not exist (the expectation may be stale: renamed or dropped by a migration? "
+            "change %s)" % tables_variable)
+
+
+def check_enabled_forced(table_info, tables_variable="tables"):
     """-> (ok, reasons)"""
     if table_info is None:
-        return False, ["table does not exist"]
+        return False, [missing_table_reason(tables_variable)]
     reasons = []
     if not table_info["rls_enabled"]:
         reasons.append("row level security is disabled (relrowsecurity false)")
@@ -241,12 +251,12 @@ def check_enabled_forced(table_info):
     return not reasons, reasons
 
 
-def check_policies(table, table_info, policies, expected_name, setting, org_column):
+def check_policies(table, table_info, policies, expected_name, setting, org_column, tables_variable="tables"):
     """The expected policy is present and reads the setting; no permissive policy that applies to
     the app role lets rows through without reading it. -> (ok, reasons, evidence)."""
     evidence = {"expected_policy": expected_name, "policies": []}
     if table_info is None:
-        return False, ["table does not exist"], evidence
+        return False, [missing_table_reason(tables_variable)], evidence
     reasons = []
     by_name = dict((policy["name"], policy) for policy in policies)
     for policy in policies:
@@ -386,6 +396,19 @@ def probe_literal(column, marker):
                           % (column["name"], column["type"]))
 
 
+SEQUENCE_PROBE_MAX = {"int2": 32767, "int4": 2147483647, "int8": 9223372036854775807}
+
+
+def sequence_probe_value(column):
+    """An explicit value for an integer column filled by a sequence (serial or identity), so a probe row
+    consumes no sequence value; None where the column keeps its default. The value sits near the
+    type's maximum, far above what a sequence has handed out, and varies so that probes never collide."""
+    top = SEQUENCE_PROBE_MAX.get(column.get("base_type"))
+    if top is None or not (column.get("sequence_default") or column.get("identity")):
+        return None
+    return str(top - random.randint(0, min(top // 2, 1000000)))
+
+
 def to_parameter(value):
     """A probe_values entry -> a query parameter (dicts and lists as JSON text)."""
     if isinstance(value, (dict, list)):
@@ -496,7 +519,14 @@ class Prober:
     def _generated(self, entry, values):
         marker = "rlsprobe-%s" % uuid.uuid4().hex[:12]
         for column in entry["columns"]:
-            if column["name"] in values or not column["not_null"] or column["has_default"] or column["generated"]:
+            if column["name"] in values:
+                continue
+            explicit = sequence_probe_value(column)
+            if explicit is not None:
+                # nextval() is not transactional: the rolled-back probe would still move the sequence.
+                values[column["name"]] = explicit
+                continue
+            if not column["not_null"] or column["has_default"] or column["generated"]:
                 continue
             values[column["name"]] = probe_literal(column, marker)
         return values
@@ -530,8 +560,11 @@ class Prober:
         conflict = pgsql.SQL(" ON CONFLICT DO NOTHING" if existing_ok else "")
         names = sorted(values)
         if names:
-            return pgsql.SQL("INSERT INTO {} ({}) VALUES ({}){} RETURNING {}").format(
+            always = [column for column in self.structure.get(oid, {}).get("columns", [])
+                      if column.get("identity") == "a" and column["name"] in values]
+            return pgsql.SQL("INSERT INTO {} ({}){} VALUES ({}){} RETURNING {}").format(
                 self._table_sql(oid), pgsql.SQL(", ").join(pgsql.Identifier(name) for name in names),
+                pgsql.SQL(" OVERRIDING SYSTEM VALUE" if always else ""),
                 pgsql.SQL(", ").join(pgsql.Literal(values[name]) for name in names), conflict, pgsql.SQL(", ").join(returning))
         return pgsql.SQL("INSERT INTO {} DEFAULT VALUES{} RETURNING {}").format(self._table_sql(oid), conflict,
                                                                                 pgsql.SQL(", ").join(returning))

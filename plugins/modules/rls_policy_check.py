@@ -54,6 +54,20 @@ options:
       - A Python regular expression matched against the WHOLE table name; selects the tables of O(schema) that
         match and have O(org_column) or row level security enabled.
     type: str
+  discover_tables:
+    description:
+      - Also check every table of O(schema) that has a policy whose C(USING) or C(WITH CHECK) expression reads
+        O(setting), so a new tenant table is covered without changing O(tables), which stays the must-have floor
+        (a table whose policy was dropped is no longer discovered, but a required one still fails).
+      - The discovered tables are returned in RV(discovered_tables) and named in the records' evidence.
+    type: bool
+    default: false
+  tables_variable:
+    description:
+      - The name under which the operator keeps the required tables, quoted in the message about a required table
+        that does not exist (the expectation may be stale). The verify role passes C(verify_rls_tables).
+    type: str
+    default: tables
   schema:
     description: The schema of the tables.
     type: str
@@ -131,7 +145,9 @@ notes:
   - Check mode runs everything, the write probes included - they are part of a proof that never commits. All probe
     rows, generated parent rows and updates live only inside one transaction that is always rolled back (each table
     also under a savepoint rolled back at its end). Effects outside the transaction are not undone by PostgreSQL -
-    sequence values used by DEFAULT nextval() stay consumed, and a trigger that reaches outside the database would
+    nextval() is not transactional, so an integer column filled by a sequence (C(serial), C(identity)) gets an explicit
+    value near its type's maximum in every probe row and no sequence moves; a sequence used any other way (a
+    non-integer default, a trigger) would still advance, and a trigger that reaches outside the database would
     act. Set O(write_probes=false) where that matters; that transaction is READ ONLY.
   - PostgreSQL checks a policy's WITH CHECK before NOT NULL, CHECK, unique and foreign-key constraints, so the
     cross-org insert probes are decisive even when a generated value would break a constraint.
@@ -217,11 +233,17 @@ counts:
   type: dict
   sample: {pass: 3, fail: 1, error: 0, skipped: 0}
 tables:
-  description: The required tables that were checked.
+  description: The tables that were checked (the required ones, then the discovered ones).
   returned: always
   type: list
   elements: str
   sample: [bookings, leads]
+discovered_tables:
+  description: With O(discover_tables), the checked tables that were found by their policies, not named in O(tables) or O(table_pattern).
+  returned: when the catalog could be read and O(discover_tables) is true
+  type: list
+  elements: str
+  sample: [worker_notes]
 role:
   description: The role the behavioural proof ran as (or would have).
   returned: when the database could be reached
@@ -327,6 +349,19 @@ def required_tables(params, catalog):
     return unique
 
 
+def discovered_tables(params, cursor, catalog, required, role):
+    """The tables of the schema, beyond the required ones, that have a policy reading the setting."""
+    if not params["discover_tables"]:
+        return []
+    others = sorted(name for name in catalog if name not in required)
+    found = []
+    for table, policies in sorted(rls.read_policies(cursor, params["schema"], others, role).items()):
+        if any(rls.reads_setting(policy["qual"], params["setting"]) or rls.reads_setting(policy["with_check"], params["setting"])
+               for policy in policies):
+            found.append(table)
+    return found
+
+
 def error_records(params, summary, evidence):
     records = [make_record(criterion, ERROR, summary, evidence, params["blocking"])
                for criterion in (ENABLED_FORCED, POLICIES, ISOLATION)]
@@ -340,7 +375,7 @@ def enabled_forced_record(params, tables, catalog, role, watch):
     problems = []
     for table in tables:
         info = catalog.get(table)
-        ok, reasons = rls.check_enabled_forced(info)
+        ok, reasons = rls.check_enabled_forced(info, params["tables_variable"])
         entry = {"ok": ok}
         if info:
             entry.update({"relrowsecurity": info["rls_enabled"], "relforcerowsecurity": info["rls_forced"], "owner": info["owner"],
@@ -366,7 +401,7 @@ def policies_record(params, tables, catalog, policies, watch):
     for table in tables:
         expected = rls.policy_name(params["policy_name_pattern"], params["schema"], table)
         ok, reasons, entry = rls.check_policies(table, catalog.get(table), policies.get(table, []), expected,
-                                                params["setting"], params["org_column"])
+                                                params["setting"], params["org_column"], params["tables_variable"])
         entry["ok"] = ok
         if not ok:
             entry["reasons"] = reasons
@@ -450,7 +485,7 @@ def isolation_record(params, tables, catalog, role, cursor, org_a, org_b, watch)
     existing = [t for t in tables if t in catalog]
     for table in tables:
         if table not in catalog:
-            evidence["tables"][table] = {"status": FAIL, "reasons": ["table does not exist"]}
+            evidence["tables"][table] = {"status": FAIL, "reasons": [rls.missing_table_reason(params["tables_variable"])]}
             evidence["failed"].append(table)
     probe_values = dict((t, v) for t, v in params["probe_values"].items() if t in existing)
     structure = read_structures(cursor, catalog, existing, probe_values)
@@ -520,9 +555,10 @@ def run(module, secrets):
     try:
         conn = connect(params, read_only=not writes)
     except PostgresConnectionError as exc:
-        return error_records(params, "cannot connect: %s" % exc, {"database": describe_target(params)}), [], None
+        return error_records(params, "cannot connect: %s" % exc, {"database": describe_target(params)}), [], None, None
     tables = []
     role = None
+    discovered = None
     try:
         try:
             with conn.cursor() as cursor:
@@ -537,6 +573,8 @@ def run(module, secrets):
                                    % (role["session_user"], role["name"], role["name"]))
                 catalog = rls.read_tables(cursor, params["schema"], params["org_column"], role["name"])
                 tables = required_tables(params, catalog)
+                discovered = discovered_tables(params, cursor, catalog, tables, role["name"])
+                tables += discovered
                 unknown = sorted(set(params["probe_values"]) - set(catalog))
                 if unknown:
                     raise BadInput("probe_values names %s, not a table of schema %s" % (", ".join(unknown), params["schema"]))
@@ -563,9 +601,13 @@ def run(module, secrets):
     except psycopg2.Error as exc:
         conn.close()
         reason = redact(rls.error_text(exc), secrets)
-        return error_records(params, "the catalog could not be read: %s" % reason, {"sqlstate": getattr(exc, "pgcode", None)}), tables, role
+        return (error_records(params, "the catalog could not be read: %s" % reason, {"sqlstate": getattr(exc, "pgcode", None)}),
+                tables, role, discovered)
     conn.close()
-    return records, tables, role
+    if params["discover_tables"]:
+        for record in records[:3]:
+            record["evidence"]["discovered_tables"] = discovered
+    return records, tables, role, discovered
 
 
 def main():
@@ -573,6 +615,8 @@ def main():
     argument_spec.update(
         tables=dict(type="list", elements="str"),
         table_pattern=dict(type="str"),
+        discover_tables=dict(type="bool", default=False),
+        tables_variable=dict(type="str", default="tables"),
         schema=dict(type="str", default="public"),
         org_column=dict(type="str", default="org_id"),
         setting=dict(type="str", default="app.current_org_id"),
@@ -599,8 +643,10 @@ def main():
         module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
     validate(module)
     secrets = secrets_of(module.params)
-    records, tables, role = run(module, secrets)
+    records, tables, role, discovered = run(module, secrets)
     extra = {"tables": tables}
+    if discovered is not None and module.params["discover_tables"]:
+        extra["discovered_tables"] = discovered
     if role is not None:
         extra["role"] = role["name"]
     exit_with_records(module, redact(records, secrets), **redact(extra, secrets))

@@ -11,7 +11,13 @@ TIMEOUT = 15
 CLIENT = {"X-Forwarded-For": "198.51.100.10"}
 HEALTH_PATHS = ("/healthz", "/readyz", "/healthz/backup")
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
-RLS_TABLES = ("bookings", "export_dead_letter", "invoices", "leads", "order_addons", "order_photos")
+# The 20 tables the real service isolates with <table>_org_isolation (on its current Alembic release), plus
+# order_addons, whose policy joins through bookings.
+REAL_RLS_TABLES = ("bookings", "checklist_run_items", "checklist_runs", "client_users", "email_events", "export_events",
+                   "invoice_payments", "invoices", "leads", "notifications_events", "notifications_reads",
+                   "notifications_rules_presets", "order_photos", "teams", "training_assignments", "training_courses",
+                   "training_requirements", "training_sessions", "worker_training_records", "workers")
+RLS_TABLES = REAL_RLS_TABLES + ("order_addons",)
 RUNBOOK_PATHS = ("/healthz", "/readyz", "/healthz/backup", "/v1/estimate", "/v1/leads", "/v1/admin/cleanup",
                  "/v1/admin/email-scan", "/v1/admin/retention/cleanup", "/v1/admin/export-dead-letter",
                  "/v1/admin/outbox/dead-letter", "/v1/admin/metrics", "/v1/admin/queue/photos",

@@ -135,3 +135,77 @@ def test_app_role_bypassrls_fails_isolation(module_runner, healthy_stack):
     isolation = by_criterion(rls(module_runner, healthy_stack))["rls.isolation"]
     assert isolation["status"] == "fail"
     assert "BYPASSRLS" in isolation["summary"] and healthy_stack.db["app_user"] in isolation["summary"]
+
+
+def verify_role_tables():
+    """The verify role's default must-have list: the real service's tenant tables."""
+    import os  # pylint: disable=import-outside-toplevel
+    import yaml  # pylint: disable=import-outside-toplevel
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "verify", "defaults", "main.yml")
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["verify_rls_tables"]
+
+
+def sequence_values(stack):
+    import psycopg2  # pylint: disable=import-outside-toplevel
+    conn = psycopg2.connect(host=stack.db["host"], port=stack.db["port"], user=stack.db["superuser"],
+                            password=stack.db["superuser_password"], dbname=stack.db["dbname"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT sequencename::text, last_value FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1")
+            return dict(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_role_default_tables_pass_and_discovery_adds_the_join_table(module_runner, healthy_stack):
+    required = verify_role_tables()
+    result = rls(module_runner, healthy_stack, tables=required, discover_tables=True)
+    records = by_criterion(result)
+    for criterion in ("rls.enabled_forced", "rls.policies", "rls.isolation"):
+        assert records[criterion]["status"] == "pass", records[criterion]["summary"]
+        assert records[criterion]["evidence"]["discovered_tables"] == ["order_addons"]
+    assert result["discovered_tables"] == ["order_addons"]
+    assert result["tables"] == required + ["order_addons"]
+    assert "on 21 tables" in records["rls.isolation"]["summary"]
+    # Without discovery only the required ones are checked.
+    plain = rls(module_runner, healthy_stack, tables=required)
+    assert plain["tables"] == required and "discovered_tables" not in plain
+
+
+def test_discovery_does_not_replace_the_required_list(module_runner, healthy_stack):
+    healthy_stack.set_fault("policy_dropped", table="teams")
+    result = rls(module_runner, healthy_stack, tables=["leads"], discover_tables=True)
+    # teams has no policy any more: discovery cannot find it, so the must-have list is what catches it ...
+    assert "teams" not in result["tables"] and by_criterion(result)["rls.policies"]["status"] == "pass"
+    result = rls(module_runner, healthy_stack, tables=["leads", "teams"], discover_tables=True)
+    assert by_criterion(result)["rls.policies"]["status"] == "fail"
+    assert "teams" in by_criterion(result)["rls.policies"]["evidence"]["failed"]
+
+
+def test_a_missing_required_table_says_the_expectation_may_be_stale(module_runner, healthy_stack):
+    result = rls(module_runner, healthy_stack, tables=["leads", "export_dead_letter"], tables_variable="verify_rls_tables")
+    records = by_criterion(result)
+    for criterion in ("rls.enabled_forced", "rls.policies", "rls.isolation"):
+        record = records[criterion]
+        assert record["status"] == "fail", record
+        assert "export_dead_letter" in record["summary"] and "may be stale" in record["summary"], record["summary"]
+        assert "verify_rls_tables" in record["summary"]
+    assert result["status"] == "fail"
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_write_probes_consume_no_sequence_value(module_runner, healthy_stack, check_mode):
+    """teams and workers have serial ids: the rolled-back probe rows get explicit ids, so nextval() is never called."""
+    before = sequence_values(healthy_stack)
+    assert {"teams_team_id_seq", "workers_worker_id_seq"} <= set(before)
+    tables = ["teams", "workers", "training_assignments", "worker_training_records"]
+    args = {"login_host": healthy_stack.db["host"], "login_port": healthy_stack.db["port"],
+            "login_user": healthy_stack.db["superuser"], "login_password": healthy_stack.db["superuser_password"],
+            "login_db": healthy_stack.db["dbname"], "app_role": healthy_stack.db["app_user"], "tables": tables}
+    result = module_runner("rls_policy_check", args, check_mode=check_mode)
+    isolation = by_criterion(result)["rls.isolation"]
+    assert isolation["status"] == "pass", isolation["summary"]
+    for table in tables:
+        assert isolation["evidence"]["tables"][table]["observations"]["cross_org_insert"] == "refused by row-level security"
+    assert sequence_values(healthy_stack) == before

@@ -67,7 +67,8 @@ def test_policy_verdicts():
     ok, reasons, dummy = verdict([policy("leads_org_isolation", JOIN)], {"has_org_column": False})
     assert ok
     ok, reasons, dummy = verdict([policy("leads_org_isolation", OBSERVED)], missing=True)
-    assert not ok and reasons == ["table does not exist"]
+    assert not ok and reasons == [rls.missing_table_reason("tables")]
+    assert "may be stale" in reasons[0]
 
 
 def column(base, category, typmod=-1, first_enum=None, check=None, name="c"):

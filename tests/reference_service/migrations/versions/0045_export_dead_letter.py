@@ -1,4 +1,7 @@
-"""Export dead-letter queue (one branch of the February work).
+"""Export events, whose dead letters the admin API lists (one branch of the February work).
+
+As in the real service there is no ``export_dead_letter`` table: the dead letters are the rows of
+``export_events`` with ``status = 'dead_letter'``.
 
 Revision ID: 0045_export_dead_letter
 Revises: 0044_postgres_rls_org_isolation
@@ -16,20 +19,21 @@ ORG_EXPR = "org_id = NULLIF(current_setting('app.current_org_id', true), '')::uu
 
 def upgrade():
     op.execute("""
-        CREATE TABLE export_dead_letter (
-            dead_letter_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        CREATE TABLE export_events (
+            event_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
             org_id uuid NOT NULL REFERENCES organizations (org_id),
             export_kind text NOT NULL,
             payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+            status text NOT NULL DEFAULT 'pending',
             reason text,
             attempts integer NOT NULL DEFAULT 0,
             created_at timestamptz NOT NULL DEFAULT now()
         )""")
-    op.execute("ALTER TABLE export_dead_letter ENABLE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE export_dead_letter FORCE ROW LEVEL SECURITY")
-    op.execute("CREATE POLICY export_dead_letter_org_isolation ON export_dead_letter USING (%s) WITH CHECK (%s)"
+    op.execute("ALTER TABLE export_events ENABLE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE export_events FORCE ROW LEVEL SECURITY")
+    op.execute("CREATE POLICY export_events_org_isolation ON export_events USING (%s) WITH CHECK (%s)"
                % (ORG_EXPR, ORG_EXPR))
 
 
 def downgrade():
-    op.execute("DROP TABLE IF EXISTS export_dead_letter")
+    op.execute("DROP TABLE IF EXISTS export_events")
