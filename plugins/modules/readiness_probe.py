@@ -62,7 +62,9 @@ options:
           - C(readyz) - GET /readyz, 200, C(ok == true) and every C(checks[].ok) true; each failing sub-check
             is named. Also emits C(<name>:migrations) (criterion C(migrations.readyz), the migrations check's
             C(detail.migrations_current) true) and C(<name>:jobs) (criterion C(jobs.heartbeat), the jobs check
-            ok and C(detail.age_seconds) below C(detail.threshold_seconds)).
+            ok and C(detail.age_seconds) below C(detail.threshold_seconds)). The jobs check's C(detail.enabled) is the
+            service's heartbeat check; C(detail.jobs_enabled) (the service's C(JOBS_ENABLED) flag - false when an
+            external runner runs the jobs) is reported in the evidence and never gated on.
           - C(backup) - GET /healthz/backup, 200 with C(backup_ok) true and C(age_seconds) below
             O(probes[].max_age_seconds) (criterion C(backup.freshness)).
           - C(security_headers) - GET /healthz carries C(X-Content-Type-Options) C(nosniff),
@@ -228,8 +230,8 @@ options:
         type: float
       allow_heartbeat_disabled:
         description:
-          - C(readyz) - pass C(jobs.heartbeat) when the service reports the heartbeat check as disabled.
-            Off by default, because then nothing shows that jobs run.
+          - C(readyz) - pass C(jobs.heartbeat) when the service reports the heartbeat check as disabled
+            (C(detail.enabled) false). Off by default, because then nothing shows that jobs run.
         type: bool
         default: false
       split_criteria:
@@ -967,9 +969,11 @@ def _readyz_jobs(plan, response, outcome, secrets, by_name):
         results = [_result(base, "exists", True, False, False, "the service reports no '%s' check" % check_name)]
         return part_from_results(plan, "jobs.heartbeat", name, response, results, secrets, outcome)
     detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
-    keys = ("enabled", "last_heartbeat", "runner_id", "age_seconds", "threshold_seconds", "message")
+    # detail.enabled is the service's heartbeat check; detail.jobs_enabled only says whether the API process runs
+    # the jobs itself (JOBS_ENABLED) - an external runner writes the heartbeat either way. Reported, never gated on.
+    keys = ("enabled", "jobs_enabled", "last_heartbeat", "runner_id", "age_seconds", "threshold_seconds", "message")
     extra = dict((key, detail[key]) for key in keys if key in detail)
-    if detail.get("enabled") is False or detail.get("jobs_enabled") is False:
+    if detail.get("enabled") is False:
         allowed = bool(probe.get("allow_heartbeat_disabled"))
         results = [_result(base + ".detail.enabled", "==", True, False, allowed,
                            None if allowed else "the service does not check the job heartbeat; nothing shows that jobs run")]
@@ -995,6 +999,8 @@ def _readyz_jobs(plan, response, outcome, secrets, by_name):
     part = part_from_results(plan, "jobs.heartbeat", name, response, results, secrets, outcome, extra, what="jobs check")
     if part.status == PASS:
         part.summary = "%s: job heartbeat %ss old (limit %ss)" % (name, age, threshold)
+        if detail.get("jobs_enabled") is False:
+            part.summary += "; jobs_enabled false (the API process runs no jobs; the heartbeat comes from a runner)"
     return part
 
 

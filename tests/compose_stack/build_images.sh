@@ -19,10 +19,11 @@ root=$(cd "$here/../.." && pwd)
 IMAGE=${CWS_RUNTIME_IMAGE:-localhost/cws-runtime:bookworm}
 SUITE=bookworm
 # The Debian mirror this machine's apt uses (deb822 sources or sources.list), unless CWS_DEBIAN_MIRROR says.
-apt_mirror() {
-  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
-    grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '$2 !~ /^\[/ {print $2}'
-  } | grep -v -- '-security' | head -n 1
+apt_mirror() {  # a missing sources file is no error (the group's greps may find nothing)
+  { cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '$1 == "URIs:" {print $2}' || true
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+      | awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) {print $i; break}}' || true
+  } | awk '!/-security/ {print; exit}'
 }
 MIRROR=${CWS_DEBIAN_MIRROR:-$(apt_mirror)}
 PACKAGES=python3,python3-psycopg2,python3-alembic,alembic,python3-sqlalchemy,postgresql-15,ca-certificates
@@ -33,6 +34,7 @@ force=0
 
 say() { echo "build_images: $*" >&2; }
 die() { say "$*"; exit 2; }
+trap 'say "failed at line $LINENO (exit $?)"' ERR
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
 

@@ -101,6 +101,22 @@ class RefStackError(RuntimeError):
     """The stack could not be started or changed."""
 
 
+class ExtraService:
+    """Another service process on a stack's database, with settings of its own (RefStack.extra_service)."""
+
+    def __init__(self, proc, base_url, log_path):
+        self.proc, self.base_url, self.log_path = proc, base_url, log_path
+
+    def stop(self, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
 class RefStack:
     """One reference deployment on a PostgreSQL cluster (superuser connection facts in ``pg_facts``)."""
 
@@ -189,7 +205,9 @@ class RefStack:
             "TRUST_PROXY_HEADERS": "true", "TRUSTED_PROXY_IPS": "127.0.0.1",
             "METRICS_ENABLED": "true", "METRICS_TOKEN": self.metrics_token,
             "RATE_LIMIT_PER_MINUTE": str(self.rate_limit),
-            "JOB_HEARTBEAT_REQUIRED": "true", "JOB_HEARTBEAT_TTL_SECONDS": "180",
+            # As the production examples have it; unset, the real service reports jobs_enabled false while the
+            # heartbeat check (JOB_HEARTBEAT_REQUIRED) still runs: RefStack.extra_service(drop=["JOBS_ENABLED"]).
+            "JOBS_ENABLED": "true", "JOB_HEARTBEAT_REQUIRED": "true", "JOB_HEARTBEAT_TTL_SECONDS": "180",
             "BACKUP_DIR": self.backup_dir,
             "EMAIL_MODE": "off", "EMAIL_FROM": "noreply@example.com", "EMAIL_FROM_NAME": "CleanWithSnapshot",
             "ORDER_STORAGE_BACKEND": "local", "ORDER_UPLOAD_ROOT": os.path.join(self.state_dir, "uploads"),
@@ -402,6 +420,34 @@ class RefStack:
             if time.monotonic() > deadline:
                 raise RefStackError("service /healthz not 200 within %ss: %s" % (timeout, self._log_tail()))
             time.sleep(0.05)
+
+    def extra_service(self, state_dir, drop=(), timeout=15, **changes):
+        """Start another service process on this stack's database with changed settings: ``drop`` removes
+        settings of the .env (the service's default applies), ``changes`` sets them. Its faults file is in
+        ``state_dir`` (the stack's fault switches do not reach it). Returns an ExtraService; stop() it."""
+        env = self.process_env()
+        for key in drop:
+            env.pop(key, None)
+        env.update({key: str(value) for key, value in changes.items()})
+        env["REFSERVICE_STATE_DIR"] = str(state_dir)
+        port_file = os.path.join(str(state_dir), "extra-service-%s.json" % secrets.token_hex(4))
+        log_path = port_file[:-len(".json")] + ".log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([self.python, "-m", "refservice", "--host", "127.0.0.1", "--port", "0",
+                                     "--port-file", port_file], env=env, cwd=str(SERVICE_ROOT),
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        service = ExtraService(proc, None, log_path)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(port_file):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                service.stop()
+                with open(log_path, encoding="utf-8", errors="replace") as handle:
+                    raise RefStackError("extra service did not start: %s" % handle.read()[-2000:])
+            time.sleep(0.05)
+        with open(port_file, encoding="utf-8") as handle:
+            service.base_url = "http://127.0.0.1:%d" % json.load(handle)["port"]
+        return service
 
     def _log_tail(self):
         try:

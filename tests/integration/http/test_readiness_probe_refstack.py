@@ -71,6 +71,25 @@ def test_lead_is_a_write_planned_in_check_mode_and_created_otherwise(module_runn
     assert created["records"][0]["status"] == "pass", created["records"][0]["summary"]
 
 
+def test_heartbeat_passes_with_jobs_enabled_unset_like_the_real_service(module_runner, healthy_stack, tmp_path):
+    # JOB_HEARTBEAT_REQUIRED=true, JOBS_ENABLED unset: jobs_enabled false, the heartbeat (from the job runner
+    # outside the API process) fresh. A pass, with the flag in the evidence.
+    service = healthy_stack.extra_service(tmp_path, drop=["JOBS_ENABLED"])
+    try:
+        result = module_runner("readiness_probe", {"base_url": service.base_url, "probes": [{"kind": "readyz"}]})
+    finally:
+        service.stop()
+    by_name = records_by_name(result)
+    assert result["status"] == "pass", [r["summary"] for r in result["records"]]
+    jobs = by_name["readyz:jobs"]
+    assert jobs["evidence"]["enabled"] is True and jobs["evidence"]["jobs_enabled"] is False
+    assert jobs["evidence"]["runner_id"] and jobs["evidence"]["age_seconds"] < 180
+    # The stack's own .env sets JOBS_ENABLED=true, as the production examples do: the same pass.
+    result = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "probes": [{"kind": "readyz"}]})
+    jobs = records_by_name(result)["readyz:jobs"]
+    assert jobs["status"] == "pass" and jobs["evidence"]["jobs_enabled"] is True
+
+
 # fault -> {record name: (status, text the summary must contain)}
 FAULTS = [
     ("readyz_db_down", {}, {"readyz": ("fail", "failing checks: db (database check failed)"),

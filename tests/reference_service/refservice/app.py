@@ -372,25 +372,28 @@ class App:
         return json_response({"ok": overall, "checks": checks}, 200 if overall else 503)
 
     def _jobs_check(self, conn):
-        ttl = self.settings.job_heartbeat_ttl_seconds
+        # `enabled` is the heartbeat check (JOB_HEARTBEAT_REQUIRED); `jobs_enabled` only echoes the JOBS_ENABLED
+        # flag (whether this process runs the jobs itself): an external runner writes the heartbeat either way.
+        ttl, jobs_enabled = self.settings.job_heartbeat_ttl_seconds, self.settings.jobs_enabled
         if not self.settings.job_heartbeat_required:
-            return True, {"enabled": False, "message": "job heartbeat check disabled", "jobs_enabled": False}
+            return True, {"enabled": False, "message": "job heartbeat check disabled", "jobs_enabled": jobs_enabled}
         if conn is None:
             return False, {"enabled": True, "message": "job heartbeat check failed", "threshold_seconds": ttl,
-                           "jobs_enabled": True}
+                           "jobs_enabled": jobs_enabled}
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT last_heartbeat, runner_id, now() FROM job_heartbeats WHERE name = 'jobs-runner'")
                 row = cur.fetchone()
         except psycopg2.Error as exc:
             return False, {"enabled": True, "message": "job heartbeat check failed", "error": type(exc).__name__,
-                           "threshold_seconds": ttl, "jobs_enabled": True}
+                           "threshold_seconds": ttl, "jobs_enabled": jobs_enabled}
         if row is None:
-            return False, {"enabled": True, "message": "job heartbeat missing", "threshold_seconds": ttl, "jobs_enabled": True}
+            return False, {"enabled": True, "message": "job heartbeat missing", "threshold_seconds": ttl,
+                           "jobs_enabled": jobs_enabled}
         last, runner_id, now = row
         age = round((now - last).total_seconds(), 3)
         return age <= ttl, {"enabled": True, "last_heartbeat": last.isoformat(), "runner_id": runner_id,
-                            "age_seconds": age, "threshold_seconds": ttl, "jobs_enabled": True}
+                            "age_seconds": age, "threshold_seconds": ttl, "jobs_enabled": jobs_enabled}
 
     def backup_health(self, req):
         marker = os.path.join(self.settings.backup_dir, BACKUP_MARKER)

@@ -53,6 +53,7 @@ class Settings:
     backup_max_age_seconds: int = 26 * 3600
     job_heartbeat_required: bool = True
     job_heartbeat_ttl_seconds: int = 180
+    jobs_enabled: bool = False                         # JOBS_ENABLED: reported by /readyz, gates nothing
     cors_origins: list = field(default_factory=list)
     strict_cors: bool = False
     trust_proxy_headers: bool = False
@@ -90,6 +91,7 @@ class Settings:
             backup_max_age_seconds=int(env.get("BACKUP_MAX_AGE_SECONDS") or 26 * 3600),
             job_heartbeat_required=_bool(env.get("JOB_HEARTBEAT_REQUIRED"), True),
             job_heartbeat_ttl_seconds=int(env.get("JOB_HEARTBEAT_TTL_SECONDS") or 180),
+            jobs_enabled=_bool(env.get("JOBS_ENABLED")),
             cors_origins=_list(env.get("CORS_ORIGINS")),
             strict_cors=_bool(env.get("STRICT_CORS")),
             trust_proxy_headers=_bool(env.get("TRUST_PROXY_HEADERS")),

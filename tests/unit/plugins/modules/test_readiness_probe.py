@@ -181,6 +181,26 @@ def test_heartbeat_disabled_fails_unless_allowed(module_runner, server):
     assert lenient["readyz:jobs"]["status"] == "pass"
 
 
+def test_heartbeat_of_an_external_runner_passes_with_jobs_enabled_false(module_runner, server):
+    # The real service with JOB_HEARTBEAT_REQUIRED=true and JOBS_ENABLED unset: the heartbeat check runs
+    # (enabled) and a runner outside the API process writes the heartbeat; jobs_enabled is only the flag.
+    jobs = {"name": "jobs", "ok": True, "ms": 1.0, "detail": {
+        "enabled": True, "jobs_enabled": False, "age_seconds": 10.9, "threshold_seconds": 180,
+        "last_heartbeat": "2026-03-01T10:00:00+00:00", "runner_id": "runner-1"}}
+    server.script("/readyz", answer(200, dict(READY, checks=READY["checks"][:2] + [jobs])))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [{"kind": "readyz"}]})
+    record = records_by_name(result)["readyz:jobs"]
+    assert record["status"] == "pass", record["summary"]
+    assert record["evidence"]["jobs_enabled"] is False and record["evidence"]["enabled"] is True
+    assert record["evidence"]["runner_id"] == "runner-1"
+    assert "10.9s old (limit 180s); jobs_enabled false" in record["summary"]
+    # jobs_enabled never gates: a stale heartbeat still fails, whatever the flag says
+    stale = dict(jobs, ok=False, detail=dict(jobs["detail"], jobs_enabled=True, age_seconds=400.0))
+    server.script("/readyz", answer(503, dict(READY, ok=False, checks=READY["checks"][:2] + [stale])))
+    record = records_by_name(run(module_runner, {"base_url": server.base_url, "probes": [{"kind": "readyz"}]}))["readyz:jobs"]
+    assert record["status"] == "fail" and "age_seconds < 180 (actual 400.0)" in record["summary"]
+
+
 def test_write_probe_is_only_planned_in_check_mode(module_runner, server):
     server.script("/v1/leads", answer(201, {"lead_id": "x"}))
     server.script("/v1/estimate", answer(200, {"pricing_config_id": "economy", "total_before_tax": 157.5}))
