@@ -256,6 +256,34 @@ options:
           - C(security_headers) - require C(Strict-Transport-Security). Defaults to true for https URLs only
             (on the real service HSTS comes from the reverse proxy).
         type: bool
+      body_from:
+        description:
+          - Fill keys of this probe's O(probes[].json_body) (an object, or empty when not set) from the JSON answer of
+            another probe of the same call - for example the smoke lead's C(estimate_snapshot), which the real
+            service wants to be a whole C(/v1/estimate) answer, from the estimate probe's own answer. A value taken
+            replaces the key's value in O(probes[].json_body).
+          - The probe is sent once its sources have finished (and passed); probes without O(probes[].body_from), the
+            sources among them, still run at the same time.
+          - A source that is not a probe of this call, a cycle of sources, or a source that did not pass (failed, could
+            not decide, was skipped) or has nothing at O(probes[].body_from[].path) makes this probe an C(error) record
+            that names the source and the reason - never a pass - and the probe is not sent.
+          - Not with O(probes[].body). In check mode a write probe is planned as usual, without waiting for its sources.
+        type: list
+        elements: dict
+        suboptions:
+          probe:
+            description: The name of the source probe (O(probes[].name), or its kind for a built-in kind).
+            type: str
+            required: true
+          key:
+            description: The top-level key of O(probes[].json_body) to set.
+            type: str
+            required: true
+          path:
+            description:
+              - A JMESPath expression selecting the part of the source's JSON answer to take (plain dotted paths work
+                without the jmespath library). Not set, the whole answer is taken.
+            type: str
   headers:
     description:
       - Headers sent with every probe (a probe's own O(probes[].headers) win).
@@ -367,6 +395,8 @@ EXAMPLES = r"""
         path: /v1/leads
         method: POST  # a write: planned only in check mode
         json_body: "{{ lead_payload }}"
+        body_from:  # sent after the estimate probe: its whole answer becomes the lead's estimate_snapshot
+          - {probe: estimate, key: estimate_snapshot}
         status_code: 201
         assertions:
           - {path: lead_id, op: exists}
@@ -435,7 +465,7 @@ records:
         - C(url) (credentials masked), C(method), C(status_code), C(latency_ms), C(attempts), C(checks) (count),
           C(failed) (the failed checks as C({path, op, expected, actual, ok, note})), C(body_excerpt) (on failure,
           redacted), C(attempt_log), C(mode), C(evaluations), C(failing_checks) (readyz), C(certificate) (tls),
-          C(error) (no answer).
+          C(error) (no answer, or why a probe with O(probes[].body_from) was not sent), C(body_from) (its sources).
       type: dict
     duration_ms:
       description: Wall time of the probe in milliseconds.
@@ -464,6 +494,7 @@ admin_paced_seconds:
   type: float
 """
 
+import copy
 import json
 import re
 import threading
@@ -483,6 +514,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     make_record,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import assertions as asserts
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import probe_sources
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_matrix import (
     InputError as MatrixInputError,
     MatrixRun,
@@ -652,9 +684,17 @@ def plan_probe(index, probe, params):
     except asserts.AssertionSpecError as exc:
         raise ProbeInputError(str(exc))
 
+    try:
+        body_from = probe_sources.parse(probe.get("body_from"), where, probe.get("body") is not None,
+                                        probe.get("json_body"))
+    except probe_sources.SourceSpecError as exc:
+        raise ProbeInputError(str(exc))
+
     headers = dict(params.get("headers") or {})
     headers.update(probe.get("headers") or {})
     body = probe.get("body")
+    if body_from and not any(key.lower() == "content-type" for key in headers):
+        headers["Content-Type"] = "application/json"
     if probe.get("json_body") is not None:
         try:
             body = json.dumps(probe["json_body"])
@@ -698,6 +738,8 @@ def plan_probe(index, probe, params):
         "write": bool(write),
         "spec": spec,
         "probe": probe,
+        "body_from": body_from,
+        "source_error": None,
     }
 
 
@@ -717,7 +759,19 @@ def plan_probes(params):
         plans.append(plan)
     if not plans:
         raise ProbeInputError("probes must list at least one probe")
+    graph = dict((plan["name"], probe_sources.sources_of(plan["body_from"])) for plan in plans)
+    for name, reason in probe_sources.dependency_errors(graph).items():
+        plans[[plan["name"] for plan in plans].index(name)]["source_error"] = reason
     return plans
+
+
+def run_order(plans):
+    """The plans with the sources of ``body_from`` before the probes that take from them. Sent in this order
+    to a first-in first-out pool, a probe waiting for its sources never holds back one that it waits for."""
+    graph = dict((plan["name"], probe_sources.sources_of(plan["body_from"])) for plan in plans)
+    errors = dict((plan["name"], plan["source_error"]) for plan in plans if plan["source_error"])
+    by_name = dict((plan["name"], plan) for plan in plans)
+    return [by_name[name] for name in probe_sources.run_order(graph, errors)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1055,6 +1109,10 @@ def criteria_of(plan):
 # Running: attempts, modes, deadline
 # --------------------------------------------------------------------------------------------------
 
+# How long past the deadline a probe waits for its body_from sources (their last request may still be in flight).
+SOURCE_WAIT_GRACE = 30.0
+
+
 class Runner:
     def __init__(self, module, client, deadline, policy):
         self.module = module
@@ -1063,12 +1121,20 @@ class Runner:
         self.client = client
         self.deadline = deadline
         self.policy = policy
+        self.finished = {}    # probe name -> Event, set once the probe's records are final
+        self.answers = {}     # probe name -> (overall status, the answer of its last evaluation when it passed)
+        self._responses = {}  # probe name -> the answer of its last evaluation
+
+    def prepare(self, plans):
+        for plan in plans:
+            self.finished[plan["name"]] = threading.Event()
 
     def evaluate_once(self, plan):
         """One evaluation: a request with retries (or a TLS inspection) -> record parts."""
         if plan["kind"] == "tls":
             return self.evaluate_tls(plan)
         outcome = self.client.request(plan["spec"], self.policy, self.deadline)
+        self._responses[plan["name"]] = outcome.response
         if outcome.response is None or outcome.throttled:
             return [error_part(plan, criterion, name, outcome) for criterion, name in criteria_of(plan)]
         return evaluate_response(plan, outcome.response, outcome, self.secrets)
@@ -1120,14 +1186,68 @@ class Runner:
         return [Part(plan["criterion"], plan["name"], status, summary, evidence)]
 
     def run(self, plan):
+        """The probe's records; what it answered is kept for the probes that take their body from it."""
+        name = plan["name"]
+        status = ERROR
+        try:
+            records = self.run_probe(plan)
+            statuses = set(record["status"] for record in records)
+            status = PASS if statuses == set([PASS]) else next(s for s in (ERROR, FAIL, SKIPPED) if s in statuses)
+            return records
+        finally:
+            self.answers[name] = (status, self._responses.get(name) if status == PASS else None)
+            if name in self.finished:
+                self.finished[name].set()
+
+    def source_body(self, plan):
+        """``(plan with the body filled from its sources' answers, None)`` or ``(plan, why it cannot be sent)``."""
+        documents = {}
+        for source in probe_sources.sources_of(plan["body_from"]):
+            if not self.finished[source].wait(self.deadline.remaining() + SOURCE_WAIT_GRACE):
+                return plan, "its body_from source '%s' did not finish before the deadline" % source
+            status, response = self.answers.get(source, (ERROR, None))
+            if status != PASS:
+                return plan, "its body_from source '%s' did not pass (%s), so there is no answer to take from" % (
+                    source, status)
+            if response is None:
+                return plan, "its body_from source '%s' has no HTTP answer" % source
+            document = response.json()
+            if response.json_error:
+                return plan, "the answer of its body_from source '%s' is not JSON (%s)" % (source, response.json_error)
+            documents[source] = document
+        try:
+            body = probe_sources.fill_body(plan["probe"].get("json_body"), plan["body_from"], documents)
+        except probe_sources.SourceUnusable as exc:
+            return plan, str(exc)
+        spec = copy.copy(plan["spec"])
+        spec.headers = dict(spec.headers)
+        spec.body = json.dumps(body)
+        return dict(plan, spec=spec), None
+
+    def source_error(self, plan, reason, watch):
+        """A probe that cannot be sent because of its body_from: it cannot decide, and nothing was sent."""
+        evidence = {"url": safe_url(plan["url"]), "method": plan["method"], "sent": False, "error": reason,
+                    "body_from": probe_sources.describe(plan["body_from"])}
+        return [make_record(criterion, ERROR, self.secrets.text("%s: %s %s not sent: %s; cannot decide"
+                                                                % (name, plan["method"], safe_url(plan["url"]), reason)),
+                            evidence=evidence, blocking=plan["blocking"], duration_ms=watch.elapsed_ms, name=name)
+                for criterion, name in criteria_of(plan)]
+
+    def run_probe(self, plan):
         """All evaluations of one probe under the mode's rules -> records."""
         watch = Stopwatch()
+        if plan["source_error"]:
+            return self.source_error(plan, plan["source_error"], watch)
         if plan["write"] and self.module.check_mode:
             return [make_record(criterion, SKIPPED, "%s: write probe %s %s planned, not sent in check mode"
                                 % (name, plan["method"], safe_url(plan["url"])),
                                 evidence={"url": safe_url(plan["url"]), "method": plan["method"], "planned": True},
                                 blocking=plan["blocking"], name=name)
                     for criterion, name in criteria_of(plan)]
+        if plan["body_from"]:
+            plan, problem = self.source_body(plan)
+            if problem:
+                return self.source_error(plan, problem, watch)
         mode = self.params["mode"]
         needed = self.params["consecutive_successes"]
         interval = self.params["interval"]
@@ -1163,6 +1283,8 @@ class Runner:
             evidence = dict(part.evidence)
             evidence.update({"mode": mode, "evaluations": evaluations, "consecutive_successes": streak,
                              "consecutive_required": needed})
+            if plan["body_from"]:
+                evidence["body_from"] = probe_sources.describe(plan["body_from"])
             records.append(make_record(part.criterion, status, summary, evidence=evidence, blocking=plan["blocking"],
                                        duration_ms=watch.elapsed_ms, name=part.name))
         return records
@@ -1224,6 +1346,11 @@ def argument_spec():
             min_days_valid=dict(type="int", default=14),
             server_hostname=dict(type="str"),
             hsts=dict(type="bool"),
+            body_from=dict(type="list", elements="dict", options=dict(
+                probe=dict(type="str", required=True),
+                key=dict(type="str", required=True, no_log=False),
+                path=dict(type="str"),
+            )),
         )),
         headers=dict(type="dict", default={}),
         mode=dict(type="str", default="check", choices=["check", "wait"]),
@@ -1292,8 +1419,11 @@ def main():
         thread = threading.Thread(target=run_matrix, name="admin-matrix")
         thread.daemon = True
         thread.start()
-    batches = run_concurrently(runner.run, plans, params["concurrency"], runner.crashed)
-    records = [record for batch in batches for record in batch]
+    runner.prepare(plans)
+    ordered = run_order(plans)
+    batches = run_concurrently(runner.run, ordered, params["concurrency"], runner.crashed)
+    by_index = dict((plan["index"], batch) for plan, batch in zip(ordered, batches))
+    records = [record for index in sorted(by_index) for record in by_index[index]]
     extra = {}
     if thread is not None:
         thread.join()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg2
 import pytest
 
 from modrun import records_by_name
@@ -58,17 +59,63 @@ def test_healthy_service_passes(module_runner, healthy_stack):
     assert result["counts"] == {"pass": len(result["records"]), "fail": 0, "error": 0, "skipped": 0}
 
 
+LEAD = {"name": "Release Gate Smoke", "phone": "+1 555 0100", "email": "smoke@example.com", "postal_code": "M5V 2T6",
+        "address": "1 Smoke Test Street", "preferred_dates": ["2030-01-01"], "structured_inputs": ESTIMATE}
+ESTIMATE_PROBE = {"name": "estimate", "criterion": "smoke.estimate", "path": "/v1/estimate", "method": "POST",
+                  "write": False, "json_body": ESTIMATE}
+
+
+def lead_probe(**extra):
+    probe = {"name": "lead", "criterion": "smoke.lead", "path": "/v1/leads", "method": "POST", "json_body": LEAD,
+             "body_from": [{"probe": "estimate", "key": "estimate_snapshot"}], "status_code": 201,
+             "assertions": [{"path": "lead_id", "op": "regex", "value": "^[0-9a-f-]{36}$"}]}
+    probe.update(extra)
+    return probe
+
+
 def test_lead_is_a_write_planned_in_check_mode_and_created_otherwise(module_runner, healthy_stack):
-    estimate = {"pricing_config_id": "economy", "total_before_tax": 157.5}
-    lead = {"name": "Release Gate Smoke", "phone": "+1 555 0100", "email": "smoke@example.com", "postal_code": "M5V 2T6",
-            "address": "1 Smoke Test Street", "preferred_dates": ["2030-01-01"], "structured_inputs": ESTIMATE,
-            "estimate_snapshot": estimate}
-    probe = {"name": "lead", "criterion": "smoke.lead", "path": "/v1/leads", "method": "POST", "json_body": lead,
-             "status_code": 201, "assertions": [{"path": "lead_id", "op": "regex", "value": "^[0-9a-f-]{36}$"}]}
-    planned = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "probes": [probe]}, check_mode=True)
-    assert planned["records"][0]["status"] == "skipped"
-    created = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "probes": [probe]})
-    assert created["records"][0]["status"] == "pass", created["records"][0]["summary"]
+    # The lead's estimate_snapshot is the estimate probe's own answer: the whole /v1/estimate response.
+    args = {"base_url": healthy_stack.base_url, "probes": [lead_probe(), ESTIMATE_PROBE]}
+    planned = records_by_name(module_runner("readiness_probe", args, check_mode=True))
+    assert planned["lead"]["status"] == "skipped" and planned["estimate"]["status"] == "pass"
+    created = module_runner("readiness_probe", args)
+    by_name = records_by_name(created)
+    assert by_name["lead"]["status"] == "pass", by_name["lead"]["summary"]
+    assert by_name["lead"]["evidence"]["status_code"] == 201
+    assert by_name["lead"]["evidence"]["body_from"] == [{"probe": "estimate", "key": "estimate_snapshot"}]
+
+
+def test_partial_snapshot_gets_the_422_naming_each_missing_field(module_runner, healthy_stack):
+    # What the old default payload got from the real service once writes were allowed.
+    partial = dict(LEAD, estimate_snapshot={"pricing_config_id": "economy", "total_before_tax": 157.5})
+    probe = lead_probe(json_body=partial, body_from=None)
+    record = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "probes": [probe]})["records"][0]
+    assert record["status"] == "fail"
+    assert "status_code in [201] (actual 422)" in record["summary"]
+    for field in ("estimate_snapshot.pricing_config_version", "estimate_snapshot.config_hash", "estimate_snapshot.rate"):
+        assert field in record["evidence"]["body_excerpt"]
+
+
+def test_lead_of_a_broken_estimate_is_inconclusive_and_not_sent(module_runner, healthy_stack):
+    healthy_stack.set_fault("estimate_broken")
+    before = healthy_stack_leads(healthy_stack)
+    result = module_runner("readiness_probe", {"base_url": healthy_stack.base_url, "probes": [ESTIMATE_PROBE, lead_probe()]})
+    by_name = records_by_name(result)
+    assert by_name["estimate"]["status"] == "fail"
+    assert by_name["lead"]["status"] == "error"
+    assert "its body_from source 'estimate' did not pass (fail)" in by_name["lead"]["summary"]
+    assert healthy_stack_leads(healthy_stack) == before
+
+
+def healthy_stack_leads(stack):
+    conn = psycopg2.connect(host=stack.db["host"], port=stack.db["port"], dbname=stack.db["dbname"],
+                            user=stack.db["superuser"], password=stack.db["superuser_password"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM leads")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
 
 
 def test_heartbeat_passes_with_jobs_enabled_unset_like_the_real_service(module_runner, healthy_stack, tmp_path):

@@ -116,9 +116,10 @@ CASES = [
     # --- HTTP: health, readiness, smoke calls, response shapes, latency
     case("readyz_db_down", "http", "verify.yml", ("health.readiness", "migrations.readyz", "jobs.heartbeat"),
          switch("readyz_db_down"), verdict="NO-GO", ci=True),
-    # The validation probe posts an invalid body to the same endpoint: a 500 there is not the 422 it needs.
+    # The validation probe posts an invalid body to the same endpoint: a 500 there is not the 422 it needs. The smoke
+    # lead takes its estimate_snapshot from the estimate's answer: without one it is not sent (inconclusive).
     case("estimate_broken", "http", "verify.yml", ("smoke.estimate",), switch("estimate_broken"),
-         also=("smoke.validation",), verdict="NO-GO"),
+         also=("smoke.validation", "smoke.lead"), verdict="NO-GO"),
     case("wrong_shape", "http", "verify.yml", ("admin.export_dlq", "health.readiness"), switch("wrong_shape"),
          also=("jobs.heartbeat",), verdict="NO-GO"),
     case("slow", "http", "verify.yml", ("health.liveness", "health.readiness"), switch("slow", delay=1.6),

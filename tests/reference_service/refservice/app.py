@@ -644,9 +644,7 @@ def _validate_lead(body):
         if not isinstance(value, kind) or (kind is str and required and not value.strip()):
             errors.append({"field": name, "message": "Input should be a valid %s" % kind.__name__, "type": "type_error"})
         elif name == "estimate_snapshot":
-            for key in ("pricing_config_id", "total_before_tax"):
-                if key not in value:
-                    errors.append({"field": "estimate_snapshot.%s" % key, "message": "Field required", "type": "missing"})
+            errors.extend(estimator.validate_snapshot(value, "estimate_snapshot"))
         elif name == "preferred_dates" and not all(isinstance(item, str) for item in value):
             errors.append({"field": name, "message": "Input should be a list of strings", "type": "list_type"})
     return errors

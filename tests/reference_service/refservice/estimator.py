@@ -72,6 +72,52 @@ def validate(body):
     return errors
 
 
+# The fields of an estimate answer, as the real service's response model declares them: a lead's
+# estimate_snapshot must be a whole answer (the required ones), not a hand-picked part of it.
+SNAPSHOT_FIELDS = (
+    ("pricing_config_id", "string", True), ("pricing_config_version", "string", True), ("config_hash", "string", True),
+    ("rate", "number", True), ("team_size", "integer", True), ("time_on_site_hours", "number", True),
+    ("billed_cleaner_hours", "number", True), ("labor_cost", "number", True), ("discount_amount", "number", True),
+    ("add_ons_cost", "number", True), ("total_before_tax", "number", True), ("assumptions", "list", False),
+    ("missing_info", "list", False), ("confidence", "number", True), ("breakdown", "object", False),
+)
+BREAKDOWN_FIELDS = ("base_hours", "multiplier", "extra_hours", "total_cleaner_hours", "min_cleaner_hours_applied",
+                    "team_size", "time_on_site_hours", "billed_cleaner_hours", "labor_cost", "add_ons_cost",
+                    "discount_amount", "total_before_tax")
+_TYPE_CHECKS = {
+    "string": (lambda v: isinstance(v, str), "Input should be a valid string", "string_type"),
+    "number": (_is_number, "Input should be a valid number", "float_type"),
+    "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "Input should be a valid integer", "int_type"),
+    "list": (lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v), "Input should be a valid list of strings",
+             "list_type"),
+    "object": (lambda v: isinstance(v, dict), "Input should be a valid dictionary", "model_type"),
+}
+
+
+def validate_snapshot(snapshot, prefix):
+    """Errors [{field, message, type}] of an estimate answer used as a lead's snapshot: each missing required
+    field named, each wrong type named (a partial snapshot gets one error per missing field)."""
+    errors = []
+    for name, kind, required in SNAPSHOT_FIELDS:
+        field_name = "%s.%s" % (prefix, name)
+        value = snapshot.get(name)
+        if value is None:
+            if required:
+                errors.append({"field": field_name, "message": "Field required", "type": "missing"})
+            continue
+        check, message, error_type = _TYPE_CHECKS[kind]
+        if not check(value):
+            errors.append({"field": field_name, "message": message, "type": error_type})
+        elif name == "breakdown":
+            for key in BREAKDOWN_FIELDS:
+                if value.get(key) is None:
+                    errors.append({"field": "%s.%s" % (field_name, key), "message": "Field required", "type": "missing"})
+                elif not _is_number(value[key]):
+                    errors.append({"field": "%s.%s" % (field_name, key), "message": "Input should be a valid number",
+                                   "type": "float_type"})
+    return errors
+
+
 def estimate(body):
     cfg = CONFIG
     beds, baths = body["beds"], float(body["baths"])

@@ -4,6 +4,7 @@ covered by tests/integration/http/."""
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import sys
 import time
@@ -87,6 +88,14 @@ def run(module_runner, args, check_mode=False):
     ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "mode": "x"}]}, "probes.mode"),
     ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz", "url_password": CANARY}]},
      "url_password needs url_username"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz"}, {
+        "name": "lead", "criterion": "smoke.lead", "path": "/v1/leads", "method": "POST", "body": "x",
+        "body_from": [{"probe": "healthz", "key": "k"}]}]},
+     "probes[1] (name 'lead'): body_from fills json_body; it cannot be used with body"),
+    ({"base_url": "http://127.0.0.1:9", "probes": [{"kind": "healthz"}, {
+        "name": "lead", "criterion": "smoke.lead", "path": "/v1/leads", "method": "POST",
+        "body_from": [{"probe": "healthz"}]}]},
+     "key"),
 ])
 def test_bad_input_fails_naming_the_option(module_runner, args, needle):
     args = dict(args)
@@ -199,6 +208,95 @@ def test_heartbeat_of_an_external_runner_passes_with_jobs_enabled_false(module_r
     server.script("/readyz", answer(503, dict(READY, ok=False, checks=READY["checks"][:2] + [stale])))
     record = records_by_name(run(module_runner, {"base_url": server.base_url, "probes": [{"kind": "readyz"}]}))["readyz:jobs"]
     assert record["status"] == "fail" and "age_seconds < 180 (actual 400.0)" in record["summary"]
+
+
+ESTIMATE_ANSWER = {"pricing_config_id": "economy", "pricing_config_version": "v1", "config_hash": "sha256:ab",
+                   "rate": 35.0, "total_before_tax": 157.5, "breakdown": {"team_size": 1}, "assumptions": []}
+
+
+def lead_probe(**extra):
+    probe = {"name": "lead", "criterion": "smoke.lead", "path": "/v1/leads", "method": "POST", "status_code": 201,
+             "json_body": {"name": "Smoke", "estimate_snapshot": {"stale": True}},
+             "body_from": [{"probe": "estimate", "key": "estimate_snapshot"}]}
+    probe.update(extra)
+    return probe
+
+
+def estimate_probe():
+    return {"name": "estimate", "criterion": "smoke.estimate", "path": "/v1/estimate", "method": "POST", "write": False,
+            "json_body": {"beds": 2, "baths": 1.5, "cleaning_type": "deep"}}
+
+
+def test_body_from_sends_the_source_answer_after_the_source_and_the_rest_concurrently(module_runner, server):
+    server.script("/v1/estimate", answer(200, ESTIMATE_ANSWER, delay=0.6))
+    server.script("/v1/leads", answer(201, {"lead_id": "l-1"}))
+    server.script("/healthz", answer(200, {"status": "ok"}, delay=0.6))
+    probes = [lead_probe(), {"kind": "healthz"}, estimate_probe()]
+    result = run(module_runner, {"base_url": server.base_url, "probes": probes})
+    by_name = records_by_name(result)
+    assert result["status"] == "pass", [r["summary"] for r in result["records"]]
+    assert [r["name"] for r in result["records"]] == ["lead", "healthz", "estimate"]  # probe order, as given
+    leads = server.hits("/v1/leads", "POST")
+    assert len(leads) == 1
+    assert json.loads(leads[0]["body"]) == {"name": "Smoke", "estimate_snapshot": ESTIMATE_ANSWER}
+    assert leads[0]["headers"]["Content-Type"] == "application/json"
+    paths = [r["path"] for r in server.requests]
+    assert paths.index("/v1/estimate") < paths.index("/v1/leads")
+    assert paths.index("/healthz") < paths.index("/v1/leads")  # healthz did not wait for the estimate
+    assert result["elapsed_ms"] < 1100  # estimate and healthz (0.6 s each) at the same time, not one after the other
+    assert by_name["lead"]["evidence"]["body_from"] == [{"probe": "estimate", "key": "estimate_snapshot"}]
+
+
+def test_body_from_a_failed_source_is_an_error_and_nothing_is_sent(module_runner, server):
+    server.script("/v1/estimate", answer(500, {"title": "Internal Server Error"}, content_type="application/problem+json"))
+    server.script("/v1/leads", answer(201, {"lead_id": "l-1"}))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [lead_probe(), estimate_probe()]})
+    by_name = records_by_name(result)
+    assert by_name["estimate"]["status"] == "fail"
+    lead = by_name["lead"]
+    assert lead["status"] == "error"
+    assert "not sent: its body_from source 'estimate' did not pass (fail)" in lead["summary"]
+    assert lead["evidence"]["sent"] is False
+    assert server.hits("/v1/leads") == []
+
+
+def test_body_from_path_with_nothing_there_is_an_error(module_runner, server):
+    server.script("/v1/estimate", answer(200, ESTIMATE_ANSWER))
+    probe = lead_probe(body_from=[{"probe": "estimate", "key": "estimate_snapshot", "path": "quote.total"}])
+    result = run(module_runner, {"base_url": server.base_url, "probes": [estimate_probe(), probe]})
+    lead = records_by_name(result)["lead"]
+    assert lead["status"] == "error"
+    assert "the answer of 'estimate' has nothing at path 'quote.total' for key 'estimate_snapshot'" in lead["summary"]
+    assert server.hits("/v1/leads") == []
+
+
+def test_body_from_unknown_source_or_cycle_is_an_error_record_even_in_check_mode(module_runner, server):
+    server.script("/healthz", answer(200, {"status": "ok"}))
+    probes = [{"kind": "healthz"},
+              lead_probe(body_from=[{"probe": "estimat", "key": "estimate_snapshot"}]),
+              {"name": "a", "criterion": "smoke.a", "path": "/a", "write": False, "body_from": [{"probe": "b", "key": "x"}]},
+              {"name": "b", "criterion": "smoke.b", "path": "/b", "write": False, "body_from": [{"probe": "a", "key": "x"}]}]
+    for check_mode in (True, False):
+        result = run(module_runner, {"base_url": server.base_url, "probes": probes}, check_mode=check_mode)
+        by_name = records_by_name(result)
+        assert by_name["healthz"]["status"] == "pass"
+        assert by_name["lead"]["status"] == "error"
+        assert "body_from names 'estimat', not a probe of this call (probes: healthz, lead, a, b)" in by_name["lead"]["summary"]
+        for name in ("a", "b"):
+            assert by_name[name]["status"] == "error"
+            assert "body_from makes a cycle of sources: a -> b -> a" in by_name[name]["summary"]
+        assert result["status"] == "error"
+    assert [r["path"] for r in server.requests] == ["/healthz", "/healthz"]
+
+
+def test_body_from_write_probe_is_only_planned_in_check_mode(module_runner, server):
+    server.script("/v1/estimate", answer(200, ESTIMATE_ANSWER))
+    result = run(module_runner, {"base_url": server.base_url, "probes": [estimate_probe(), lead_probe()]},
+                 check_mode=True)
+    by_name = records_by_name(result)
+    assert by_name["estimate"]["status"] == "pass"
+    assert by_name["lead"]["status"] == "skipped" and "planned, not sent in check mode" in by_name["lead"]["summary"]
+    assert server.hits("/v1/leads") == []
 
 
 def test_write_probe_is_only_planned_in_check_mode(module_runner, server):
