@@ -99,3 +99,36 @@ def test_backup_drill_playbook_is_go_and_writes_the_marker(playbook, stack):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert report["verdict"] == "GO"
     assert os.path.exists(stack.backup_marker)
+
+
+def test_backup_drill_playbook_drills_the_latest_dump_and_a_given_file(playbook, stack):
+    # The role's default keeps the new dump (backup_drill_keep_dump: true): the later drills read an existing one,
+    # which the module would refuse to "keep" - the role passes keep_dump only for a new dump.
+    proc, report = playbook("backup_drill.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    kept = report["criteria"][[c["criterion"] for c in report["criteria"]].index("backup.drill")]["records"][0]
+    dump = kept["evidence"]["dump"]["file"]
+    assert os.path.dirname(dump) == stack.backup_dir and os.path.exists(dump)
+    for extra in (["-e", "backup_drill_source=latest"],
+                  ["-e", "backup_drill_source=file", "-e", "backup_drill_dump_file=%s" % dump]):
+        proc, report = playbook("backup_drill.yml", *extra)
+        assert proc.returncode == 0, (extra, proc.stdout[-3000:])
+        assert report["verdict"] == "GO", (extra, report["reasons"])
+        assert report["input_errors"] == []
+        drill = report["criteria"][[c["criterion"] for c in report["criteria"]].index("backup.drill")]["records"][0]
+        assert drill["status"] == "pass" and drill["evidence"]["dump"]["file"] == dump
+    assert os.path.exists(dump)  # an existing dump is never removed
+
+
+@pytest.mark.parametrize("name, extra, option", [
+    ("backup_drill.yml", ["-e", "backup_drill_source=file"], "dump_file"),
+    ("verify.yml", ["-e", '{"verify_extra_probes": [{"kind": "tls"}]}'], "kind tls needs an https:// URL"),
+], ids=["backup_drill", "verify"])
+def test_a_failed_check_task_reaches_the_gate_once(playbook, name, extra, option):
+    proc, report = playbook(name, *extra)
+    assert proc.returncode != 0
+    assert report is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert report["verdict"] == "NO-GO-INCONCLUSIVE"
+    assert len(report["input_errors"]) == 1, report["input_errors"]
+    assert option in report["input_errors"][0]
+    assert "1 input error" in " ".join(report["reasons"])
