@@ -357,7 +357,21 @@ def _answered(probe):
     return probe.outcome is not None and probe.outcome.response is not None and not probe.outcome.throttled
 
 
-def auth_record(probe, secrets):
+def refused_by_read_only(probe):
+    """The service answered this admin write 409 problem+json that the plan did not expect: read-only mode
+    (ADMIN_READ_ONLY), which answers before authentication, is on although read_only_mode says it is off."""
+    if not (probe.endpoint.get("write") and probe.send and _answered(probe)):
+        return False
+    response = probe.outcome.response
+    return response.status == 409 and response.content_type == PROBLEM_JSON and 409 not in probe.expected
+
+
+def _detail(response):
+    document = response.json()
+    return document.get("detail") if isinstance(document, dict) and isinstance(document.get("detail"), str) else None
+
+
+def auth_record(probe, secrets, read_only_refused=False):
     """Did this identity get the status (and reason) it should?"""
     endpoint = probe.endpoint
     if not probe.send:
@@ -367,6 +381,17 @@ def auth_record(probe, secrets):
     if not _answered(probe):
         return no_answer_record(probe, probe.criterion, probe.name, endpoint["blocking"], secrets)
     response = probe.outcome.response
+    if read_only_refused:
+        # 409 comes before authentication: nothing about the credentials can be judged from it. The one failure
+        # is the undeclared read-only mode (undeclared_read_only_record), not this identity's authentication.
+        evidence = _base_evidence(probe)
+        evidence.update({"status_code": response.status, "expected_status": probe.expected,
+                         "skip_reason": "read_only_refused", "detail": _detail(response),
+                         "attempts": len(probe.outcome.attempts), "latency_ms": round(response.elapsed_ms, 1)})
+        return make_record(probe.criterion, SKIPPED, secrets.text(
+            "%s: not judged: answered 409 before authentication (admin writes refused, read-only mode on; the "
+            "failure is %s:read_only)" % (_head(probe), endpoint["name"])),
+            evidence=evidence, blocking=endpoint["blocking"], duration_ms=probe.duration_ms, name=probe.name)
     reason = response.header(REASON_HEADER)
     results = [_result("status_code", "in", probe.expected, response.status, response.status in probe.expected)]
     if probe.reason and 401 in probe.expected:
@@ -389,9 +414,6 @@ def auth_record(probe, secrets):
                 summary += " - the endpoint answered to a wrong password"
             else:
                 summary += " - the endpoint answered to a role that should be refused"
-        if (response.status == 409 and response.content_type == PROBLEM_JSON and 409 not in probe.expected
-                and endpoint["write"]):
-            summary += " - the service refuses admin writes (read-only mode is on) but read_only_mode is false"
         status = FAIL
     else:
         summary = "%s: %d as expected%s" % (_head(probe), response.status, " (reason %s)" % reason if reason else "")
@@ -400,7 +422,7 @@ def auth_record(probe, secrets):
                        duration_ms=probe.duration_ms, name=probe.name)
 
 
-def functional_record(endpoint, secrets, read_only):
+def functional_record(endpoint, secrets, read_only, refused=()):
     """The endpoint's own criterion: the functional role's answer has the right status, type and shape."""
     criterion = endpoint["criterion"]
     if not criterion:
@@ -412,6 +434,12 @@ def functional_record(endpoint, secrets, read_only):
                            evidence={"url": safe_url(endpoint["url"]), "method": endpoint["method"], "read_only_mode": True},
                            blocking=endpoint["blocking"], name=name)
     probe = endpoint["probes"][endpoint["functional_role"]]
+    if probe in refused:
+        return make_record(criterion, SKIPPED, "%s: %s %s not run: the service refuses admin writes (read-only mode is on,"
+                           " see %s:read_only)" % (name, endpoint["method"], safe_url(endpoint["url"]), name),
+                           evidence={"url": safe_url(endpoint["url"]), "method": endpoint["method"], "read_only_mode": False,
+                                     "status_code": 409, "skip_reason": "read_only_refused"},
+                           blocking=endpoint["blocking"], duration_ms=probe.duration_ms, name=name)
     if not probe.send:
         return make_record(criterion, SKIPPED, "%s: %s" % (_head(probe, name), probe.skip_reason),
                            evidence=dict(_base_evidence(probe), planned=True), blocking=endpoint["blocking"], name=name)
@@ -478,6 +506,26 @@ def read_only_record(endpoint, criterion, secrets):
         status = FAIL
     return make_record(criterion, status, secrets.text(summary), evidence=evidence, blocking=endpoint["blocking"],
                        duration_ms=probe.duration_ms, name=name)
+
+
+def undeclared_read_only_record(endpoint, refused, criterion, secrets):
+    """read_only_mode is false, but the service answered this admin write 409 problem+json (read-only mode, before
+    authentication): one failure of the read-only criterion, instead of one per identity under auth.*."""
+    name = "%s:read_only" % endpoint["name"]
+    first = refused[0]
+    response = first.outcome.response
+    identities = [probe.describe_identity() for probe in refused]
+    results = [_result("status_code", "in", probe.expected, 409, False,
+                       "%s: 409 problem+json, admin writes refused" % probe.identity) for probe in refused]
+    evidence = {"url": safe_url(endpoint["url"]), "method": endpoint["method"], "read_only_mode": False,
+                "status_code": 409, "identities": [probe.identity for probe in refused],
+                "detail": _detail(response), "failed": results, "body_excerpt": _excerpt(response, secrets)}
+    summary = ("%s: %s %s answered 409 problem+json %s (%s): the service refuses admin writes (read-only mode is on)"
+               " but read_only_mode is false - switch read-only mode off, or declare it" % (
+                   name, endpoint["method"], safe_url(endpoint["url"]), ", ".join(identities),
+                   evidence["detail"] or "Conflict"))
+    return make_record(criterion, FAIL, secrets.text(summary), evidence=evidence, blocking=endpoint["blocking"],
+                       duration_ms=max(probe.duration_ms for probe in refused), name=name)
 
 
 def parse_timestamp(value):
@@ -651,11 +699,15 @@ class MatrixRun:
         run_concurrently(send, self.probes, params["concurrency"], crashed)
         records = []
         for endpoint in self.endpoints:
+            refused = [] if params["read_only_mode"] else [
+                probe for probe in endpoint["probes"].values() if refused_by_read_only(probe)]
             for probe in endpoint["probes"].values():
-                records.append(auth_record(probe, secrets))
+                records.append(auth_record(probe, secrets, read_only_refused=probe in refused))
             if endpoint["write"] and params["read_only_mode"]:
                 records.append(read_only_record(endpoint, params["read_only_criterion"], secrets))
-            functional = functional_record(endpoint, secrets, params["read_only_mode"])
+            elif refused:
+                records.append(undeclared_read_only_record(endpoint, refused, params["read_only_criterion"], secrets))
+            functional = functional_record(endpoint, secrets, params["read_only_mode"], refused)
             if functional is not None:
                 records.append(functional)
         if self.jobs is not None:

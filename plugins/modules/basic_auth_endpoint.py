@@ -163,10 +163,14 @@ options:
       - The service is declared to run with C(ADMIN_READ_ONLY=true). Writes must then answer 409 problem+json
         before authentication - the request without credentials is expected to get 409 too, and its answer
         makes the O(read_only_criterion) record of the endpoint.
+      - Declared false, a write answered 409 problem+json (read-only mode on, answering before authentication) is
+        one failed O(read_only_criterion) record C(<endpoint>:read_only) naming the identities refused; the
+        C(auth.*) records of those answers and the endpoint's own criterion are C(skipped) - not judged, because
+        nothing about the credentials or the endpoint shows behind the 409 - never failures of their own.
     type: bool
     default: false
   read_only_criterion:
-    description: The criterion of the read-only records of write endpoints.
+    description: The criterion of the read-only records of write endpoints (read-only mode as declared, or not).
     type: str
     default: switches.read_only
   allow_writes:

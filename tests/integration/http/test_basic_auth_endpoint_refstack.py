@@ -122,12 +122,24 @@ def test_weak_role_allowed_is_caught(module_runner, healthy_stack):
 
 
 def test_read_only_switch(module_runner, healthy_stack):
-    # declared off, but the service refuses writes: the anonymous write probes say so
+    # declared off, but the service refuses writes (409 before authentication): one failure per write endpoint,
+    # under the read-only criterion; the authentication checks of those answers are not judged, never failed
     healthy_stack.set_fault("read_only")
-    result = run(module_runner, healthy_stack, WRITES)
-    record = records_by_name(result)["cleanup:anonymous"]
-    assert record["status"] == "fail"
+    result = run(module_runner, healthy_stack, WRITES + READS, allow_writes=True)
+    by_name = records_by_name(result)
+    failed = sorted(r["name"] for r in result["records"] if r["status"] not in ("pass", "skipped"))
+    assert failed == ["cleanup:read_only", "email_scan:read_only", "retention:read_only"]
+    record = by_name["cleanup:read_only"]
+    assert record["criterion"] == "switches.read_only" and record["status"] == "fail"
     assert "read-only mode is on) but read_only_mode is false" in record["summary"]
+    assert record["evidence"]["detail"] == "Admin writes temporarily disabled"
+    assert record["evidence"]["identities"] == ["anonymous", "wrong_password", "admin", "accountant", "dispatcher", "viewer"]
+    for name in ("cleanup:anonymous", "cleanup:wrong_password", "retention:viewer", "email_scan:admin"):
+        assert by_name[name]["status"] == "skipped", by_name[name]
+        assert by_name[name]["evidence"]["skip_reason"] == "read_only_refused"
+    assert by_name["cleanup"]["status"] == "skipped" and "cleanup:read_only" in by_name["cleanup"]["summary"]
+    assert {r["criterion"] for r in result["records"] if r["status"] == "fail"} == {"switches.read_only"}
+    assert by_name["export_dlq:anonymous"]["status"] == "pass"  # reads still authenticate
     # declared on and on: 409 problem+json before authentication
     result = run(module_runner, healthy_stack, WRITES + READS, read_only_mode=True, allow_writes=True)
     by_name = records_by_name(result)

@@ -185,6 +185,33 @@ def test_read_only_mode_expects_409_before_authentication(module_runner, server)
     assert by_name["cleanup"]["status"] == "skipped"
 
 
+def test_undeclared_read_only_mode_is_one_failure_of_the_read_only_criterion(module_runner, server):
+    # read_only_mode false (the default) but every write answers 409 before authentication, as ADMIN_READ_ONLY does
+    conflict = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "Admin writes temporarily disabled",
+                "errors": []}
+    server.script("/v1/admin/cleanup", answer(409, conflict, content_type="application/problem+json"))
+    server.script("/v1/admin/profile", fake_admin_api)
+    endpoints = [{"name": "cleanup", "criterion": "admin.cleanup", "path": "/v1/admin/cleanup", "method": "POST",
+                  "expect": {"admin": 202, "viewer": 403}},
+                 {"name": "profile", "path": "/v1/admin/profile", "expect": {"admin": 200, "viewer": 403}}]
+    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "requests_per_minute": 0,
+                                 "allow_writes": True, "read_only_criterion": "switches.admin_read_only",
+                                 "endpoints": endpoints})
+    by_name = records_by_name(result)
+    failing = [r for r in result["records"] if r["status"] in ("fail", "error")]
+    assert [(r["criterion"], r["name"]) for r in failing] == [("switches.admin_read_only", "cleanup:read_only")]
+    record = failing[0]
+    assert "answered 409 problem+json without credentials, as ops-admin with a wrong password, as role admin, as role" \
+           " viewer (Admin writes temporarily disabled)" in record["summary"]
+    assert "but read_only_mode is false" in record["summary"]
+    assert record["evidence"]["identities"] == ["anonymous", "wrong_password", "admin", "viewer"]
+    for name in ("cleanup:anonymous", "cleanup:wrong_password", "cleanup:admin", "cleanup:viewer", "cleanup"):
+        assert by_name[name]["status"] == "skipped", by_name[name]["summary"]
+    assert "check mode" not in " ".join(r["summary"] for r in result["records"])  # the gate must not read them so
+    assert by_name["profile:anonymous"]["status"] == "pass" and by_name["profile:viewer"]["status"] == "pass"
+    assert CANARY not in result.raw
+
+
 # ------------------------------------------------------------------------------------------ jobs status
 
 NOW = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
