@@ -6,16 +6,19 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from refhelpers import (RLS_TABLES, RUNBOOK_PATHS, SECURITY_HEADERS, admin, assert_go, assert_problem,
+from refhelpers import (REAL_RLS_TABLES, RLS_TABLES, RUNBOOK_PATHS, SECURITY_HEADERS, admin, assert_go, assert_problem,
                         connect, count_as_app, get, post, query)
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 RUNBOOK_LEAD = {"name": "Smoke Lead", "phone": "780-555-0000", "email": "lead@example.com", "postal_code": "T5J0N3",
                 "structured_inputs": {"beds": 1, "baths": 1, "cleaning_type": "standard"}}
@@ -232,6 +235,13 @@ def test_roles_and_rls(healthy_stack):
     assert set(policies) == {(table, table + "_org_isolation") for table in RLS_TABLES}
     assert "EXISTS" in policies[("order_addons", "order_addons_org_isolation")]
     assert "bookings" in policies[("order_addons", "order_addons_org_isolation")]
+
+
+def test_verify_role_requires_the_real_tables():
+    """The verify role's default must-have list is the real service's set, which this service reproduces."""
+    defaults = yaml.safe_load((REPO / "roles" / "verify" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    assert sorted(defaults["verify_rls_tables"]) == sorted(REAL_RLS_TABLES)
+    assert len(REAL_RLS_TABLES) == 20
 
 
 def test_isolation_as_app_role(healthy_stack):

@@ -544,10 +544,10 @@ class App:
     def admin_export_dlq(self, req):
         limit = self._limit(req)
         with self.db.transaction(self.settings.default_org_id) as cur:
-            cur.execute("SELECT count(*) AS n FROM export_dead_letter")
+            cur.execute("SELECT count(*) AS n FROM export_events WHERE status = 'dead_letter'")
             total = cur.fetchone()["n"]
-            cur.execute("SELECT dead_letter_id, export_kind, reason, attempts, created_at FROM export_dead_letter"
-                        " ORDER BY created_at DESC LIMIT %s", (limit,))
+            cur.execute("SELECT event_id, export_kind, reason, attempts, created_at FROM export_events"
+                        " WHERE status = 'dead_letter' ORDER BY created_at DESC LIMIT %s", (limit,))
             items = cur.fetchall()
         if "wrong_shape" in req.faults:
             return items
