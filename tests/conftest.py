@@ -1,6 +1,7 @@
 """Shared fixtures: a real PostgreSQL cluster for the whole session, and module runners."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import run_module  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 pytest_plugins = ("refstack_fixtures",)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rate_ledger_dir(tmp_path_factory):
+    """One rate-limit ledger for the session (module runs and ansible-playbook runs alike), not the user's own."""
+    path = tmp_path_factory.mktemp("rate-ledger")
+    previous = os.environ.get("CWS_RATE_LEDGER_DIR")
+    os.environ["CWS_RATE_LEDGER_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("CWS_RATE_LEDGER_DIR", None)
+    else:
+        os.environ["CWS_RATE_LEDGER_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

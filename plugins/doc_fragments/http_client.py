@@ -77,6 +77,71 @@ options:
       - Use the proxy named by the C(https_proxy)/C(http_proxy) environment variables (C(no_proxy) is honoured).
     type: bool
     default: true
+  rate_limit:
+    description:
+      - The rate limit of the service at O(base_url), as data; the defaults are the real CleanWithSnapshot limiter (a
+        sliding-window log per client, 30 requests in any 60 seconds, the health paths, the Stripe webhooks and OPTIONS
+        not counted).
+      - Every request of this module call that the service counts (probes and the admin matrix alike, retries
+        included) takes a slot of one budget - O(rate_limit.requests) less O(rate_limit.margin). Requests go at full
+        speed while the budget has room; past it a request waits only until the oldest counted request leaves the
+        window, and never past O(deadline) (then it is an C(error) record saying so, never a pass).
+      - Runs share the budget. The modules' action plugins keep a ledger of send times on the controller, per service
+        and per client (the machine the requests leave from), and hand the module the sends still inside the window,
+        so a run started right after another waits exactly as long as it must. The ledger entry is locked while the
+        module runs (runs against one service take turns) and written atomically; a missing or corrupt entry is
+        started afresh with a warning.
+      - A 429 that arrives anyway (another client behind the same rate-limit key) is neither a pass nor a fail; the
+        budget waits out a whole window (the only wait sure to be enough) and the request is sent again, within
+        O(deadline).
+      - Requests to other origins than O(base_url)'s are not counted.
+    type: dict
+    default: {}
+    suboptions:
+      requests:
+        description: Requests the service allows per client in any O(rate_limit.window); V(0) means no limit.
+        type: int
+        default: 30
+      window:
+        description: The limit's sliding window, in seconds.
+        type: float
+        default: 60
+      margin:
+        description: Requests of every window left unused, for other clients behind the same key (an operator's curl).
+        type: int
+        default: 2
+      exempt_paths:
+        description: Paths the service does not count (compared without a trailing slash).
+        type: list
+        elements: str
+        default: [/healthz, /readyz, /healthz/backup, /v1/payments/stripe/webhook, /stripe/webhook]
+      exempt_methods:
+        description: Methods the service does not count.
+        type: list
+        elements: str
+        default: [OPTIONS]
+      ledger:
+        description: Keep the controller's ledger (read before, written after the call). Off, each call starts from an
+          empty window.
+        type: bool
+        default: true
+      ledger_dir:
+        description:
+          - The ledger's directory on the controller. Defaults to the E(CWS_RATE_LEDGER_DIR) environment variable, else
+            C(~/.cache/cleanwithsnapshot.release/rate-ledger).
+        type: path
+      client:
+        description:
+          - The ledger's name for the machine the requests leave from; by default C(controller) for a local
+            connection, else the host's C(ansible_host) or inventory name (or the delegated host).
+        type: str
+      history:
+        description:
+          - Epoch times of requests already sent to the service inside the window. The action plugin fills it from the
+            ledger; set it only when running the module without its action plugin.
+        type: list
+        elements: float
+        default: []
 notes:
   - HTTP is done with the Python standard library only; nothing has to be installed
     on the host that runs the module.

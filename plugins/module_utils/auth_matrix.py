@@ -34,7 +34,6 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import a
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
     Deadline,
     Outcome,
-    RateLimiter,
     RequestSpec,
     TransportError,
     basic_auth_header,
@@ -153,8 +152,6 @@ def plan(params, check_mode):
     read_only = params["read_only_mode"]
     if not CRITERION_PATTERN.match(params["read_only_criterion"]):
         raise InputError("read_only_criterion %r is not a criterion id" % params["read_only_criterion"])
-    if params["requests_per_minute"] < 0:
-        raise InputError("requests_per_minute must be 0 or more, got %s" % params["requests_per_minute"])
     wrong_password = "wrong-" + pysecrets.token_hex(12)
     endpoints = []
     probes = []
@@ -649,7 +646,6 @@ def matrix_argument_spec():
         read_only_mode=dict(type="bool", default=False),
         read_only_criterion=dict(type="str", default="switches.read_only"),
         allow_writes=dict(type="bool", default=False),
-        requests_per_minute=dict(type="int", default=25),
         jobs_status=dict(type="dict", options=dict(
             path=dict(type="str", default="/v1/admin/jobs/status"),
             role=dict(type="str"),
@@ -671,14 +667,10 @@ class MatrixRun:
         self.params = params
         self.secrets = secrets
         self.endpoints, self.probes, self.jobs = plan(params, check_mode)
-        self.pacer = RateLimiter(params["requests_per_minute"]) if params["requests_per_minute"] > 0 else None
         self.requests_sent = 0
 
-    @property
-    def paced_seconds(self):
-        return round(self.pacer.waited if self.pacer else 0.0, 3)
-
-    def run(self, client, now=None):
+    def run(self, client, now=None, budget=None):
+        """``budget``: the RequestBudget of the service, shared with the other requests of the module call."""
         params, secrets = self.params, self.secrets
         deadline = Deadline(params["deadline"])
         policy = retry_policy_from(params)
@@ -687,7 +679,7 @@ class MatrixRun:
             if not probe.send:
                 return probe
             timer = Stopwatch()
-            probe.outcome = client.request(probe.spec, policy, deadline, self.pacer)
+            probe.outcome = client.request(probe.spec, policy, deadline, budget)
             probe.duration_ms = timer.elapsed_ms
             return probe
 

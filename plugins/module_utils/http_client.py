@@ -16,7 +16,7 @@ What it gives the check modules:
 * retries with exponential backoff and jitter (transport errors and 429), never past the deadline;
   clock, sleep and randomness are injectable so the logic is tested without waiting;
 * bounded concurrency (a thread pool) so many probes run in ONE module call;
-* a sliding-window pacer that keeps a client under a server's requests-per-minute limit;
+* a request budget for a rate-limited service (rate_budget.RequestBudget), spent by every request it counts;
 * a TLS inspector (validity, hostname, days to expiry, self-signed) that needs no third-party library;
 * redaction: every secret a module is given (passwords, tokens, Authorization values, URL credentials)
   is collected once and masked in everything that leaves the module.
@@ -45,12 +45,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import (
+    BudgetExhausted,
+    rate_limit_argument_spec,
+    rate_limit_problem,
+)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import (
     MASK,
     SENSITIVE_KEY,
@@ -277,7 +281,7 @@ def safe_headers(headers):
 
 
 # --------------------------------------------------------------------------------------------------
-# Time: deadline, retry policy, pacing
+# Time: deadline, retry policy
 # --------------------------------------------------------------------------------------------------
 
 class Deadline:
@@ -321,41 +325,6 @@ class RetryPolicy:
 
     def retryable_status(self, status):
         return status in self.retry_statuses
-
-
-class RateLimiter:
-    """At most ``per_minute`` request starts in any sliding 60-second window, shared by all threads.
-    The first ``per_minute`` requests go at once; later ones wait for a slot. A wait that would pass
-    the deadline raises TransportError('deadline') instead of sleeping."""
-
-    def __init__(self, per_minute, clock=time.monotonic, sleep=time.sleep, window=60.0):
-        self.per_minute = int(per_minute)
-        self.window = float(window)
-        self._clock = clock
-        self._sleep = sleep
-        self._slots = deque()
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def acquire(self, deadline=None):
-        if self.per_minute <= 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            while self._slots and self._slots[0] <= now - self.window:
-                self._slots.popleft()
-            if len(self._slots) < self.per_minute:
-                slot = now
-            else:
-                slot = max(now, self._slots[-self.per_minute] + self.window)
-            wait = slot - now
-            if deadline is not None and wait > deadline.remaining():
-                raise TransportError("deadline", "pacing at %d requests per minute would pass the deadline" % self.per_minute)
-            self._slots.append(slot)
-            self.waited += wait
-        if wait > 0:
-            self._sleep(wait)
-        return wait
 
 
 # --------------------------------------------------------------------------------------------------
@@ -458,7 +427,7 @@ class Attempt:
         self.status = status
         self.error = error
         self.waited_s = waited_s
-        # A deadline error (before sending, or while waiting for a pacing slot) means nothing went out.
+        # A deadline error (before sending, or while waiting for a rate-limit slot) means nothing went out.
         self.sent = not (error or "").startswith("deadline:")
 
     def as_dict(self):
@@ -695,9 +664,11 @@ class HttpClient:
         body = b"".join(chunks)
         return body[:limit], truncated
 
-    def request(self, spec, policy=None, deadline=None, pacer=None):
+    def request(self, spec, policy=None, deadline=None, budget=None):
         """Send with retries. Transport errors of a retryable kind and the policy's retry statuses
-        (429) are retried after backoff while attempts and the deadline allow. Returns an Outcome."""
+        (429) are retried after backoff while attempts and the deadline allow. A request the service counts
+        against its rate limit takes a slot of ``budget`` (a RequestBudget) first; a 429 to such a request is
+        waited out for a whole window instead (see rate_budget), not counted as an attempt. Returns an Outcome."""
         policy = policy or RetryPolicy()
         outcome = Outcome()
         started = self.clock()
@@ -711,20 +682,34 @@ class HttpClient:
                 outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
                 outcome.total_ms = 0.0
                 return outcome
+        counted = budget is not None and budget.counts(spec.method, spec.url)
         retry_number = 0
         while True:
             waited = 0.0
+            slot = None
+            throttled = False
             attempt_start = self.clock()
             try:
-                if pacer is not None:
-                    waited = pacer.acquire(deadline)
+                if counted:
+                    try:
+                        slot, waited = budget.acquire(deadline)
+                    except BudgetExhausted as exc:
+                        raise TransportError("deadline", str(exc))
                     attempt_start = self.clock()
+                elif budget is not None:
+                    budget.note_exempt()
                 if self._in_flight is not None:
                     with self._in_flight:
                         response = self.send(spec, deadline)
                 else:
                     response = self.send(spec, deadline)
             except TransportError as exc:
+                if slot is not None:
+                    # Not sent, or refused before the service saw it: the service did not count it.
+                    if exc.kind in NOT_SENT_ERRORS + ("deadline",):
+                        budget.release(slot)
+                    else:
+                        budget.settle(slot)
                 outcome.error = exc
                 outcome.response = None
                 outcome.attempts.append(Attempt(len(outcome.attempts) + 1, attempt_start,
@@ -738,9 +723,21 @@ class HttpClient:
                 outcome.error = None
                 outcome.attempts.append(Attempt(len(outcome.attempts) + 1, attempt_start, response.elapsed_ms,
                                                 status=response.status, waited_s=waited))
-                retry = policy.retryable_status(response.status)
+                throttled = slot is not None and response.status == 429
+                if slot is not None:
+                    # The service does not log a request it refuses with 429.
+                    (budget.release if throttled else budget.settle)(slot)
+                retry = throttled or policy.retryable_status(response.status)
             if not retry:
                 break
+            if throttled:
+                delay = budget.throttled_wait()
+                if deadline is not None and delay >= deadline.remaining():
+                    outcome.gave_up = ("rate limited (429) although the budget had room: another client shares the service's "
+                                       "rate-limit key; waiting out its window (%.0f s) would pass the deadline" % delay)
+                    break
+                self.sleep(delay)
+                continue
             if retry_number >= policy.retries:
                 outcome.gave_up = "retries exhausted (%d attempts)" % len(outcome.attempts)
                 break
@@ -1000,6 +997,7 @@ def http_common_argument_spec():
         client_cert=dict(type="path"),
         client_key=dict(type="path"),
         use_proxy=dict(type="bool", default=True),
+        rate_limit=dict(type="dict", options=rate_limit_argument_spec(), default={}),
     )
 
 
@@ -1021,6 +1019,8 @@ def http_params_error(params):
         problem = url_error(params["base_url"])
         if problem:
             return "base_url: %s" % problem
+    if params.get("rate_limit"):
+        return rate_limit_problem(params["rate_limit"])
     return None
 
 

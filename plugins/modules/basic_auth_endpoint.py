@@ -26,8 +26,8 @@ description:
   - Credentialed writes are only sent when O(allow_writes=true) and not in check mode; otherwise they are
     reported as C(skipped). Requests without credentials or with a wrong password are sent for writes too,
     because the service rejects them before any effect.
-  - Requests are paced to stay under the service's rate limit (O(requests_per_minute)); a 429 is retried after
-    backoff and, if it persists, gives an C(error) record.
+  - Requests are spent from the service's request budget (O(rate_limit)), shared with earlier runs through the
+    controller's ledger; a 429 that arrives anyway is waited out and never counted as a pass or a fail.
   - Passwords never appear in records, messages or the echoed arguments.
 author:
   - CleanWithSnapshot release engineering (!UNKNOWN)
@@ -178,15 +178,9 @@ options:
       - Send credentialed writes (they change data - cleanup, e-mail scan, retention). Off by default; never in check mode.
     type: bool
     default: false
-  requests_per_minute:
-    description:
-      - At most this many requests start in any 60-second window (the real service answers 429 from the 31st
-        request in a minute). 0 disables pacing.
-    type: int
-    default: 25
   deadline:
     description:
-      - Overall time budget in seconds (pacing included).
+      - Overall time budget in seconds (waits for the rate limit included).
     type: float
     default: 120
   concurrency:
@@ -353,10 +347,18 @@ requests_sent:
   description: How many HTTP requests were sent (retries included).
   returned: always
   type: int
-paced_seconds:
-  description: Seconds spent waiting to stay under O(requests_per_minute).
+rate_limit:
+  description:
+    - How this call spent the service's request budget (O(rate_limit)) - C(origin), C(requests), C(window), C(margin),
+      C(budget) (requests less margin), C(history_in_window) (earlier sends still inside the window, from the
+      ledger), C(counted) and C(exempt) (requests of this call), C(waited_s) (time spent waiting for a slot),
+      C(throttled) (429s that arrived anyway and were waited out).
+    - C(ledger) - the controller's ledger entry used (C(entry), C(history_in_window), C(waited_for_lock_s)), when the
+      action plugin kept one.
   returned: always
-  type: float
+  type: dict
+  sample: {origin: "https://api.example.com:443", requests: 30, window: 60.0, margin: 2, budget: 28, history_in_window: 0,
+           counted: 21, exempt: 3, waited_s: 0.0, throttled: 0}
 elapsed_ms:
   description: Wall time of the whole module call in milliseconds.
   returned: always
@@ -375,6 +377,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_mat
     parse_timestamp,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import Stopwatch, exit_with_records
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import RequestBudget
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
     HttpClient,
     SecretAwareModule,
@@ -408,9 +411,10 @@ def main(now=None):
     except InputError as exc:
         module.fail_redacted(str(exc))
     # fail_fast: once the service refused every attempt of a request, the rest are not retried against it.
-    records = matrix.run(HttpClient(fail_fast=True), now=now or datetime.datetime.now(datetime.timezone.utc))
-    exit_with_records(module, records, changed=False, requests_sent=matrix.requests_sent,
-                      paced_seconds=matrix.paced_seconds, elapsed_ms=round(watch.elapsed_ms, 1))
+    budget = RequestBudget.from_options(params["rate_limit"], params["base_url"])
+    records = matrix.run(HttpClient(fail_fast=True), now=now or datetime.datetime.now(datetime.timezone.utc), budget=budget)
+    exit_with_records(module, records, changed=False, requests_sent=matrix.requests_sent, rate_limit=budget.report(),
+                      elapsed_ms=round(watch.elapsed_ms, 1))
 
 
 if __name__ == "__main__":

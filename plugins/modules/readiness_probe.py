@@ -322,10 +322,10 @@ options:
         C(auth.anonymous), C(auth.wrong_password), C(auth.roles), each endpoint's own criterion, C(jobs.status)).
       - Takes that module's options - C(roles) (required), C(endpoints) (required), C(wrong_password_role),
         C(extra_headers), C(anonymous_extra_headers), C(read_only_mode), C(read_only_criterion), C(allow_writes),
-        C(requests_per_minute), C(jobs_status), C(deadline) (default 120) and C(concurrency) (default 4) - with the
-        same meaning and validation. The HTTP client options (O(base_url), O(timeout), O(retries), TLS) are this
-        module's, and O(concurrency) bounds the requests in flight of the probes and the matrix together (the
-        service's own connection pool is finite).
+        C(jobs_status), C(deadline) (default 120) and C(concurrency) (default 4) - with the same meaning and
+        validation. The HTTP client options (O(base_url), O(timeout), O(retries), TLS) are this module's,
+        O(concurrency) bounds the requests in flight of the probes and the matrix together (the service's own
+        connection pool is finite), and both spend one request budget (O(rate_limit)).
       - One module task instead of two is the point - each module task costs a release check several hundred
         milliseconds of Ansible's own work.
       - Only with O(mode=check). The role passwords are never printed.
@@ -488,10 +488,18 @@ admin_requests_sent:
   description: How many HTTP requests the admin matrix sent (retries included).
   returned: when O(admin) is given
   type: int
-admin_paced_seconds:
-  description: Seconds the admin matrix waited to stay under its C(requests_per_minute).
-  returned: when O(admin) is given
-  type: float
+rate_limit:
+  description:
+    - How this call spent the service's request budget (O(rate_limit)) - C(origin), C(requests), C(window), C(margin),
+      C(budget) (requests less margin), C(history_in_window) (earlier sends still inside the window, from the
+      ledger), C(counted) and C(exempt) (requests of this call), C(waited_s) (time spent waiting for a slot),
+      C(throttled) (429s that arrived anyway and were waited out).
+    - C(ledger) - the controller's ledger entry used (C(entry), C(history_in_window), C(waited_for_lock_s)), when the
+      action plugin kept one.
+  returned: always
+  type: dict
+  sample: {origin: "https://api.example.com:443", requests: 30, window: 60.0, margin: 2, budget: 28, history_in_window: 0,
+           counted: 21, exempt: 3, waited_s: 0.0, throttled: 0}
 """
 
 import copy
@@ -521,6 +529,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_mat
     collect_matrix_secrets,
     matrix_argument_spec,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import RequestBudget
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
     basic_auth_header,
     FOLLOW_REDIRECTS,
@@ -1114,13 +1123,14 @@ SOURCE_WAIT_GRACE = 30.0
 
 
 class Runner:
-    def __init__(self, module, client, deadline, policy):
+    def __init__(self, module, client, deadline, policy, budget=None):
         self.module = module
         self.params = module.params
         self.secrets = module.secrets
         self.client = client
         self.deadline = deadline
         self.policy = policy
+        self.budget = budget
         self.finished = {}    # probe name -> Event, set once the probe's records are final
         self.answers = {}     # probe name -> (overall status, the answer of its last evaluation when it passed)
         self._responses = {}  # probe name -> the answer of its last evaluation
@@ -1133,7 +1143,7 @@ class Runner:
         """One evaluation: a request with retries (or a TLS inspection) -> record parts."""
         if plan["kind"] == "tls":
             return self.evaluate_tls(plan)
-        outcome = self.client.request(plan["spec"], self.policy, self.deadline)
+        outcome = self.client.request(plan["spec"], self.policy, self.deadline, self.budget)
         self._responses[plan["name"]] = outcome.response
         if outcome.response is None or outcome.throttled:
             return [error_part(plan, criterion, name, outcome) for criterion, name in criteria_of(plan)]
@@ -1410,12 +1420,14 @@ def main():
     # wait mode keeps polling until the deadline (the service may be starting).
     # The probes and the admin matrix share one client: at most `concurrency` requests in flight in all.
     client = HttpClient(fail_fast=params["mode"] == "check", max_in_flight=params["concurrency"])
-    runner = Runner(module, client, deadline, retry_policy_from(params))
+    # ... and one request budget: the service counts the probes' and the matrix's requests alike.
+    budget = RequestBudget.from_options(params["rate_limit"], params["base_url"])
+    runner = Runner(module, client, deadline, retry_policy_from(params), budget)
     matrix_records = []
     thread = None
     if matrix is not None:
         def run_matrix():
-            matrix_records.extend(matrix.run(client))
+            matrix_records.extend(matrix.run(client, budget=budget))
         thread = threading.Thread(target=run_matrix, name="admin-matrix")
         thread.daemon = True
         thread.start()
@@ -1428,9 +1440,10 @@ def main():
     if thread is not None:
         thread.join()
         records.extend(matrix_records)
-        extra = dict(admin_requests_sent=matrix.requests_sent, admin_paced_seconds=matrix.paced_seconds)
+        extra = dict(admin_requests_sent=matrix.requests_sent)
     records = module.secrets.value(records)
-    exit_with_records(module, records, changed=False, elapsed_ms=round(watch.elapsed_ms, 1), **extra)
+    exit_with_records(module, records, changed=False, elapsed_ms=round(watch.elapsed_ms, 1), rate_limit=budget.report(),
+                      **extra)
 
 
 if __name__ == "__main__":

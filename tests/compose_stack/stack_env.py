@@ -99,7 +99,7 @@ def new_env(project):
         "LEGACY_BASIC_AUTH_ENABLED": "true",
         "ADMIN_READ_ONLY": "false",
         "ADMIN_MFA_REQUIRED": "false",
-        "RATE_LIMIT_PER_MINUTE": "1000",
+        "RATE_LIMIT_PER_MINUTE": "30",  # the real default: the scenario runs under the real limit
         "JOB_HEARTBEAT_REQUIRED": "true",
         "JOB_HEARTBEAT_TTL_SECONDS": "180",
         "BACKUP_DIR": "/app/var/state/backups",

@@ -20,7 +20,31 @@ class ModuleRun(dict):
     returncode = 0
 
 
+# Modules whose action plugin keeps the controller's rate-limit ledger: run here with the same ledger logic, so
+# consecutive module runs against one service share its budget as they do under ansible-playbook.
+LEDGERED = ("readiness_probe", "basic_auth_endpoint")
+
+
 def run_module(name, args, check_mode=False, timeout=300, env=None):
+    if name not in LEDGERED:
+        return _run_process(name, args, check_mode, timeout, env)
+    from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import rate_ledger  # pylint: disable=import-outside-toplevel
+    rate = args.get("rate_limit") if isinstance(args.get("rate_limit"), dict) else {}
+    try:
+        deadline = float(args.get("deadline") or 60)
+    except (TypeError, ValueError):
+        deadline = 60.0
+    runs = []
+
+    def execute(module_args):
+        runs.append(_run_process(name, module_args, check_mode, timeout, env))
+        return runs[-1]
+
+    rate_ledger.run_with_ledger(execute, args, rate, args.get("base_url"), rate.get("client") or "controller", deadline)
+    return runs[-1]
+
+
+def _run_process(name, args, check_mode, timeout, env):
     module_path = ROOT / "plugins" / "modules" / ("%s.py" % name)
     payload = dict(args)
     payload["_ansible_check_mode"] = check_mode

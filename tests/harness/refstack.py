@@ -4,7 +4,7 @@ A stand-in for a CleanWithSnapshot deployment that behaves like the real service
 fault switches that break one criterion each (tests/reference_service/README.md has the table).
 
 Library:
-    stack = RefStack(pg_facts, name="cws", rate_limit=600)
+    stack = RefStack(pg_facts, name="cws")
     stack.start()            # roles + database, alembic upgrade head, backup marker, jobs once, service
     stack.set_fault("rls_disabled", table="leads")
     stack.clear_faults()     # back to the healthy (GO) state, database included
@@ -120,7 +120,7 @@ class ExtraService:
 class RefStack:
     """One reference deployment on a PostgreSQL cluster (superuser connection facts in ``pg_facts``)."""
 
-    def __init__(self, pg_facts, name="cws", rate_limit=600, state_dir=None, python=None):
+    def __init__(self, pg_facts, name="cws", rate_limit=30, state_dir=None, python=None):
         if not NAME_RE.match(name):
             raise ValueError("name must match %s" % NAME_RE.pattern)
         self.pg = dict(pg_facts)
@@ -538,6 +538,35 @@ class RefStack:
         self._stop_service()
         self._start_service()
 
+    def fresh_rate_window(self, ledger_dir=None):
+        """Nothing in the rate limit's window any more, on both sides: when the controller's ledger (``ledger_dir``,
+        else CWS_RATE_LEDGER_DIR) holds sends to this stack inside the window, the service is restarted (its in-memory
+        limiter starts empty, as the real one's does on a restart) and those ledger entries are dropped. For a test
+        that stands for a new operator session on a fresh service; the limit itself stays as it is. -> restarted?"""
+        directory = ledger_dir or os.environ.get("CWS_RATE_LEDGER_DIR")
+        if not directory or not os.path.isdir(directory):
+            return False
+        origin = "http://127.0.0.1:%s" % self.port
+        now = time.time()
+        stale = []
+        for name in os.listdir(directory):
+            if not name.endswith(".json"):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    entry = json.load(handle)
+            except (OSError, ValueError):
+                continue
+            if isinstance(entry, dict) and entry.get("origin") == origin:
+                stale.append((path, any(now - float(t) < 61.0 for t in entry.get("sends") or [])))
+        if not any(recent for _path, recent in stale):
+            return False
+        self.restart()
+        for path, _recent in stale:
+            os.unlink(path)
+        return True
+
     def stop(self):
         """Stop the service, drop the database and both roles; remove the state dir if it made it."""
         try:
@@ -727,7 +756,7 @@ def main(argv=None):
     parser.add_argument("fault", nargs="?", help="fault id (with the fault action)")
     parser.add_argument("--state", required=True, help="JSON state file (written by start, mode 0600)")
     parser.add_argument("--pg-state", help="pgcluster state file of a running cluster (default: start one)")
-    parser.add_argument("--rate-limit", type=int, default=600)
+    parser.add_argument("--rate-limit", type=int, default=30, help="requests per minute per client (the real service: 30)")
     parser.add_argument("--name", default="cws")
     parser.add_argument("--param", action="append", help="fault parameter k=v (repeatable)")
     args = parser.parse_args(argv)

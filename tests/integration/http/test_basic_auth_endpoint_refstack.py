@@ -55,8 +55,7 @@ def assert_no_password(stack, result):
 
 
 def run(module_runner, stack, endpoints, check_mode=False, **extra):
-    args = {"base_url": stack.base_url, "roles": roles_of(stack), "endpoints": endpoints, "requests_per_minute": 0,
-            "retries": 1, "backoff": 0.2}
+    args = {"base_url": stack.base_url, "roles": roles_of(stack), "endpoints": endpoints, "retries": 1, "backoff": 0.2}
     args.update(extra)
     result = module_runner("basic_auth_endpoint", args, check_mode=check_mode)
     assert_no_password(stack, result)
@@ -125,7 +124,8 @@ def test_read_only_switch(module_runner, healthy_stack):
     # declared off, but the service refuses writes (409 before authentication): one failure per write endpoint,
     # under the read-only criterion; the authentication checks of those answers are not judged, never failed
     healthy_stack.set_fault("read_only")
-    result = run(module_runner, healthy_stack, WRITES + READS, allow_writes=True)
+    # The writes and one read: 18 requests, inside one rate-limit window.
+    result = run(module_runner, healthy_stack, WRITES + READS[:1], allow_writes=True)
     by_name = records_by_name(result)
     failed = sorted(r["name"] for r in result["records"] if r["status"] not in ("pass", "skipped"))
     assert failed == ["cleanup:read_only", "email_scan:read_only", "retention:read_only"]
@@ -140,8 +140,9 @@ def test_read_only_switch(module_runner, healthy_stack):
     assert by_name["cleanup"]["status"] == "skipped" and "cleanup:read_only" in by_name["cleanup"]["summary"]
     assert {r["criterion"] for r in result["records"] if r["status"] == "fail"} == {"switches.read_only"}
     assert by_name["export_dlq:anonymous"]["status"] == "pass"  # reads still authenticate
-    # declared on and on: 409 problem+json before authentication
-    result = run(module_runner, healthy_stack, WRITES + READS, read_only_mode=True, allow_writes=True)
+    # declared on and on: 409 problem+json before authentication (a new session: the first run filled the window)
+    healthy_stack.fresh_rate_window()
+    result = run(module_runner, healthy_stack, WRITES + READS[:1], read_only_mode=True, allow_writes=True)
     by_name = records_by_name(result)
     assert result["status"] == "pass", [r["summary"] for r in result["records"] if r["status"] not in ("pass", "skipped")]
     assert by_name["cleanup:read_only"]["criterion"] == "switches.read_only"
@@ -190,33 +191,51 @@ def test_service_down_gives_error_records_quickly(module_runner, healthy_stack):
 
 # ------------------------------------------------------------------------------------------ rate limit
 
-def fresh_client_headers():
-    """127.0.0.1 is a trusted proxy of the stack: X-Forwarded-For names the client the limit counts."""
-    return {"X-Auth-MFA": "true", "X-Forwarded-For": "10.%d.%d.%d" % tuple(uuid.uuid4().bytes[:3])}
+def fresh_client():
+    """127.0.0.1 is a trusted proxy of the stack: X-Forwarded-For names the client the limit counts, and the ledger
+    keeps that client's sends apart (rate_limit.client)."""
+    address = "10.%d.%d.%d" % tuple(uuid.uuid4().bytes[:3])
+    return {"extra_headers": {"X-Auth-MFA": "true", "X-Forwarded-For": address}, "anonymous_extra_headers": True,
+            "rate_limit": {"client": address}}
 
 
-def test_pacing_stays_under_the_real_rate_limit(module_runner, throttled_stack):
+def test_the_budget_stays_under_the_real_rate_limit(module_runner, throttled_stack):
     endpoints = [dict(READS[0], name="export_dlq_%d" % i, expect={"admin": 200, "viewer": 200}) for i in range(5)]
     endpoints += [dict(READS[1], name="outbox_%d" % i) for i in range(3)]  # 8 x 4 = 32 requests
-    started = time.monotonic()
-    result = run(module_runner, throttled_stack, endpoints, requests_per_minute=25, deadline=6,
-                 extra_headers=fresh_client_headers(), anonymous_extra_headers=True)
-    assert time.monotonic() - started < 10
+    result = run(module_runner, throttled_stack, endpoints, deadline=6, **fresh_client())
     statuses = [r["status"] for r in result["records"]]
     answered = [r for r in result["records"] if r["evidence"].get("status_code")]
     assert all(r["evidence"]["status_code"] != 429 for r in answered)
-    assert result["requests_sent"] == 25
+    # The budget is the limit less the margin: 28 go at once, the rest would wait past the deadline for the window.
+    assert result["requests_sent"] == 28 and result["rate_limit"]["counted"] == 28
     errors = [r for r in result["records"] if r["status"] == "error"]
-    assert errors and all("pacing at 25 requests per minute would pass the deadline" in r["summary"] for r in errors)
+    assert errors and all("has no room before the deadline" in r["summary"] for r in errors)
     auth = [r for r in result["records"] if r["criterion"].startswith("auth.")]
-    assert [r["status"] for r in auth].count("error") == 32 - 25
+    assert [r["status"] for r in auth].count("error") == 32 - 28
     assert statuses.count("fail") == 0
 
 
-def test_without_pacing_a_persistent_429_is_an_error_never_a_verdict(module_runner, throttled_stack):
+def test_the_next_run_waits_for_the_window_instead_of_drawing_a_429(module_runner, throttled_stack):
+    """Two runs back to back as one client: the ledger hands the second the first's sends, so it waits until the
+    oldest leaves the window and every request is decided."""
+    client = fresh_client()
+    first_endpoints = [dict(READS[0], name="export_dlq_%d" % i, expect={"admin": 200, "viewer": 200}) for i in range(6)]
+    first = run(module_runner, throttled_stack, first_endpoints, **client)  # 24 requests of the budget of 28
+    assert {r["status"] for r in first["records"]} == {"pass"}, [r["summary"] for r in first["records"]]
+    second_endpoints = [dict(READS[1], name="outbox_%d" % i) for i in range(2)]  # 8 more: 4 have to wait
+    second = run(module_runner, throttled_stack, second_endpoints, deadline=120, **client)
+    assert {r["status"] for r in second["records"]} == {"pass"}, [r["summary"] for r in second["records"]]
+    report = second["rate_limit"]
+    assert report["history_in_window"] == 24 and report["counted"] == 8 and report["throttled"] == 0
+    # It waited, but never longer than one window (60 s) after the first run's oldest send.
+    assert 0 < report["waited_s"] <= 60.0 + 1.0
+
+
+def test_without_a_budget_a_persistent_429_is_an_error_never_a_verdict(module_runner, throttled_stack):
     endpoints = [dict(READS[0], name="export_dlq_%d" % i, expect={"admin": 200, "viewer": 200}) for i in range(9)]
-    result = run(module_runner, throttled_stack, endpoints, requests_per_minute=0, retries=2, backoff=0.2, deadline=10,
-                 concurrency=4, extra_headers=fresh_client_headers(), anonymous_extra_headers=True)
+    client = fresh_client()
+    client["rate_limit"]["requests"] = 0  # a limit nobody told the module about
+    result = run(module_runner, throttled_stack, endpoints, retries=2, backoff=0.2, deadline=10, concurrency=4, **client)
     throttled = [r for r in result["records"] if r["evidence"].get("error") == "rate limited"]
     assert throttled, [r["summary"] for r in result["records"]]
     assert all(r["status"] == "error" and "rate limited (429)" in r["summary"] for r in throttled)

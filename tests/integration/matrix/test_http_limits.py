@@ -73,7 +73,7 @@ def counting_server():
 def test_probes_and_admin_matrix_share_the_concurrency_limit(module_runner, counting_server):
     base = "http://127.0.0.1:%d" % counting_server.server_address[1]
     probes = [{"name": "p%d" % i, "criterion": "smoke.docs", "path": "/p%d" % i, "status_code": [200, 401]} for i in range(8)]
-    admin = {"roles": {"admin": {"username": "ops-admin", "password": "pw-%s" % ("x" * 12)}}, "requests_per_minute": 0,
+    admin = {"roles": {"admin": {"username": "ops-admin", "password": "pw-%s" % ("x" * 12)}},
              "concurrency": 4,
              "endpoints": [{"name": "e%d" % i, "path": "/admin/e%d" % i, "expect": {"admin": 200}} for i in range(4)]}
     result = module_runner("readiness_probe", {"base_url": base, "probes": probes, "admin": admin, "concurrency": 3,

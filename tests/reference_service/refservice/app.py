@@ -38,6 +38,9 @@ PROBLEM_RATE_LIMIT = "https://example.com/problems/rate-limit"
 PROBLEM_SERVER = "https://example.com/problems/server-error"
 
 HEALTH_PATHS = ("/healthz", "/readyz", "/healthz/backup")
+# What the real RateLimitMiddleware does not count (OPTIONS is not counted either); compared with and without a
+# trailing slash.
+RATE_LIMIT_EXEMPT_PATHS = HEALTH_PATHS + ("/v1/payments/stripe/webhook", "/stripe/webhook")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 READ_ONLY_EXEMPT = ("/v1/admin/break-glass/start",)
 SECURITY_HEADERS = (
@@ -132,7 +135,9 @@ class Request:
 
 
 class RateLimiter:
-    """At most ``limit`` requests per client in any 60 s window (requests over the limit are not counted)."""
+    """At most ``limit`` requests per client in any 60 s window, a sliding-window log like the real service's
+    InMemoryRateLimiter: an entry leaves once it is strictly older than the window, and a refused request is not
+    logged."""
 
     def __init__(self, limit, window=60.0):
         self.limit, self.window = limit, window
@@ -143,7 +148,7 @@ class RateLimiter:
         now = time.monotonic()
         with self._lock:
             hits = self._hits[key]
-            while hits and hits[0] <= now - self.window:
+            while hits and hits[0] < now - self.window:
                 hits.popleft()
             if len(hits) >= self.limit:
                 return False
@@ -214,6 +219,12 @@ class App:
                 "request_id": req.request_id, "errors": errors or []}
         return Response(status, json.dumps(body).encode(), "application/problem+json", headers)
 
+    @staticmethod
+    def rate_limited(req):
+        if req.method == "OPTIONS":
+            return False
+        return req.path not in RATE_LIMIT_EXEMPT_PATHS and (req.path.rstrip("/") or "/") not in RATE_LIMIT_EXEMPT_PATHS
+
     def rate_key(self, req):
         if self.settings.trust_proxy_headers and req.client_ip in self.settings.trusted_proxy_ips:
             forwarded = req.headers.get("X-Forwarded-For", "").split(",")[0].strip()
@@ -246,7 +257,7 @@ class App:
                             "Access-Control-Allow-Headers": req.headers.get("Access-Control-Request-Headers", "*"),
                             "Access-Control-Max-Age": "600"})
             return Response(200, b"OK", "text/plain; charset=utf-8", headers)
-        if req.path not in HEALTH_PATHS and not self.limiter.allow(self.rate_key(req)):
+        if self.rate_limited(req) and not self.limiter.allow(self.rate_key(req)):
             return self.problem(req, 429, "Rate limit exceeded", title="Too Many Requests")
         if (req.method in WRITE_METHODS and req.path.startswith(("/v1/admin/", "/v1/iam/"))
                 and req.path not in READ_ONLY_EXEMPT and self.read_only(req)):

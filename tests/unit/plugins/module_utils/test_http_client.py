@@ -1,4 +1,4 @@
-"""The shared HTTP layer: retries, backoff, deadline (fake clock), pacing, concurrency, redaction, TLS
+"""The shared HTTP layer: retries, backoff, deadline (fake clock), concurrency, redaction, TLS
 certificate parsing. Requests go to a real HTTP server on loopback whose answers the test scripts."""
 from __future__ import annotations
 
@@ -202,41 +202,6 @@ def test_request_body_and_headers_are_sent(server):
     assert hit["method"] == "POST" and hit["body"] == b'{"beds": 2}'
     assert headers["x-auth-mfa"] == "true"
     assert headers["user-agent"].startswith("cleanwithsnapshot.release")
-
-
-# ------------------------------------------------------------------------------------------ pacing
-
-def test_rate_limiter_sliding_window_with_fake_clock():
-    clock = FakeClock()
-    limiter = hc.RateLimiter(3, clock=clock, sleep=clock.sleep)
-    waits = [limiter.acquire() for _index in range(3)]
-    assert waits == [0, 0, 0]
-    clock.sleep(10)
-    assert limiter.acquire() == pytest.approx(50.0)   # the first slot frees 60 s after it was taken
-    assert limiter.acquire() == pytest.approx(0.0)    # started together with the first: free now
-    assert clock.sleeps[-1] == pytest.approx(50.0)
-
-
-def test_rate_limiter_never_waits_past_the_deadline():
-    clock = FakeClock()
-    limiter = hc.RateLimiter(1, clock=clock, sleep=clock.sleep)
-    limiter.acquire()
-    with pytest.raises(hc.TransportError) as raised:
-        limiter.acquire(hc.Deadline(30, clock))
-    assert raised.value.kind == "deadline"
-
-
-def test_paced_requests_stay_under_the_limit(server):
-    server.script("/v1/admin/profile", answer(200, {"role": "viewer"}))
-    clock = FakeClock()
-    limiter = hc.RateLimiter(5, clock=clock, sleep=clock.sleep)
-    client = fake_client(clock)
-    for _index in range(12):
-        client.request(hc.RequestSpec(server.base_url + "/v1/admin/profile"), hc.RetryPolicy(retries=0), pacer=limiter)
-    starts = list(limiter._slots)
-    for index in range(len(starts) - 5):
-        assert starts[index + 5] - starts[index] >= 60.0
-    assert len(server.hits()) == 12
 
 
 # ------------------------------------------------------------------------------------------ concurrency

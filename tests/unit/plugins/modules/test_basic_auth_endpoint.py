@@ -74,7 +74,8 @@ def fake_admin_api(handler):
      "endpoints[0] (name 'e').assertions[0].path 'items[' is not a valid JMESPath expression"),
     ({"base_url": "ftp://host"}, "base_url: 'ftp://host' is not an http:// or https:// URL"),
     ({"timeout": -5}, "timeout must be greater than 0"),
-    ({"requests_per_minute": -1}, "requests_per_minute must be 0 or more"),
+    ({"rate_limit": {"requests": -1}}, "rate_limit.requests must be 0 (no limit) or more"),
+    ({"rate_limit": {"requests": 5, "margin": 5}}, "rate_limit.margin (5) must be smaller than rate_limit.requests (5)"),
     ({"wrong_password_role": "owner"}, "wrong_password_role 'owner' is not one of roles"),
     ({"jobs_status": {"role": "owner"}}, "jobs_status.role 'owner' is not a role of roles"),
     ({"jobs_status": {"max_age_seconds": 0}}, "jobs_status.max_age_seconds must be greater than 0"),
@@ -104,7 +105,7 @@ def test_matrix_on_a_well_behaved_server_and_no_password_anywhere(module_runner,
     server.script("/v1/admin/export-dead-letter", fake_admin_api)
     server.script("/v1/admin/metrics", fake_admin_api)
     result = run(module_runner, {
-        "base_url": server.base_url, "roles": ROLES, "requests_per_minute": 0,
+        "base_url": server.base_url, "roles": ROLES, "rate_limit": {"requests": 0},
         "endpoints": [
             {"name": "export_dlq", "criterion": "admin.export_dlq", "path": "/v1/admin/export-dead-letter?limit=1",
              "expect": {"admin": 200}, "assertions": [{"path": "@", "op": "type", "value": "object"},
@@ -129,7 +130,7 @@ def test_matrix_on_a_well_behaved_server_and_no_password_anywhere(module_runner,
 
 def test_credentialed_writes_are_skipped_unless_allowed_and_never_in_check_mode(module_runner, server):
     server.script("/v1/admin/cleanup", fake_admin_api)
-    args = {"base_url": server.base_url, "roles": ROLES, "requests_per_minute": 0,
+    args = {"base_url": server.base_url, "roles": ROLES, "rate_limit": {"requests": 0},
             "endpoints": [{"name": "cleanup", "criterion": "admin.cleanup", "path": "/v1/admin/cleanup", "method": "POST",
                            "expect": {"admin": 200, "viewer": 403}}]}
     by_name = records_by_name(run(module_runner, args))
@@ -148,24 +149,35 @@ def test_credentialed_writes_are_skipped_unless_allowed_and_never_in_check_mode(
     assert by_name["cleanup:viewer"]["status"] == "pass"
 
 
-def test_pacing_keeps_under_the_limit_and_never_passes_the_deadline(module_runner, server):
+def test_the_budget_keeps_under_the_limit_and_never_passes_the_deadline(module_runner, server):
     server.script("/v1/admin/profile", fake_admin_api)
-    started = time.monotonic()
-    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "requests_per_minute": 3, "deadline": 3,
-                                 "endpoints": [{"name": "profile", "path": "/v1/admin/profile",
-                                                "expect": {"admin": 200, "viewer": 403}}]})
-    assert time.monotonic() - started < 6
+    endpoints = [{"name": "profile", "path": "/v1/admin/profile", "expect": {"admin": 200, "viewer": 403}}]
+    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "rate_limit": {"requests": 3, "margin": 0},
+                                 "deadline": 3, "endpoints": endpoints})
     statuses = [r["status"] for r in result["records"]]
-    assert statuses.count("error") == 1  # the fourth request would have to wait a minute
+    assert statuses.count("error") == 1  # the fourth request would have to wait for the window
     error = [r for r in result["records"] if r["status"] == "error"][0]
-    assert "deadline" in error["summary"]
+    assert "has no room before the deadline" in error["summary"]
     assert len(server.hits("/v1/admin/profile")) == 3
+    assert result["rate_limit"]["counted"] == 3 and result["rate_limit"]["budget"] == 3
+
+
+def test_sends_of_earlier_runs_count_against_the_budget(module_runner, server):
+    server.script("/v1/admin/profile", fake_admin_api)
+    now = time.time()
+    endpoints = [{"name": "profile", "path": "/v1/admin/profile", "expect": {"admin": 200, "wrong_password": "skip"}}]
+    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "deadline": 3, "endpoints": endpoints,
+                                 "rate_limit": {"requests": 3, "margin": 1, "history": [now - 30.0, now - 10.0]}})
+    # Two of the budget of two are taken by the earlier run: nothing goes before the deadline.
+    assert {r["status"] for r in result["records"]} == {"error"}
+    assert server.hits("/v1/admin/profile") == []
+    assert result["rate_limit"]["history_in_window"] == 2
 
 
 def test_persistent_429_is_an_error_record(module_runner, server):
     server.script("/v1/admin/profile", answer(429, {"title": "Too Many Requests"}, content_type="application/problem+json"))
     result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "retries": 1, "backoff": 0.05,
-                                 "requests_per_minute": 0,
+                                 "rate_limit": {"requests": 0},
                                  "endpoints": [{"name": "profile", "path": "/v1/admin/profile", "expect": {"admin": 200}}]})
     assert {r["status"] for r in result["records"]} == {"error"}
     assert all("rate limited (429)" in r["summary"] for r in result["records"])
@@ -174,7 +186,7 @@ def test_persistent_429_is_an_error_record(module_runner, server):
 def test_read_only_mode_expects_409_before_authentication(module_runner, server):
     conflict = {"title": "Conflict", "status": 409, "detail": "Admin writes temporarily disabled"}
     server.script("/v1/admin/cleanup", answer(409, conflict, content_type="application/problem+json"))
-    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "requests_per_minute": 0,
+    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "rate_limit": {"requests": 0},
                                  "read_only_mode": True,
                                  "endpoints": [{"name": "cleanup", "criterion": "admin.cleanup", "path": "/v1/admin/cleanup",
                                                 "method": "POST", "expect": {"admin": 202}}]})
@@ -194,7 +206,7 @@ def test_undeclared_read_only_mode_is_one_failure_of_the_read_only_criterion(mod
     endpoints = [{"name": "cleanup", "criterion": "admin.cleanup", "path": "/v1/admin/cleanup", "method": "POST",
                   "expect": {"admin": 202, "viewer": 403}},
                  {"name": "profile", "path": "/v1/admin/profile", "expect": {"admin": 200, "viewer": 403}}]
-    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "requests_per_minute": 0,
+    result = run(module_runner, {"base_url": server.base_url, "roles": ROLES, "rate_limit": {"requests": 0},
                                  "allow_writes": True, "read_only_criterion": "switches.admin_read_only",
                                  "endpoints": endpoints})
     by_name = records_by_name(result)

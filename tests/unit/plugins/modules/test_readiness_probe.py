@@ -364,17 +364,35 @@ def test_service_down_is_an_error_within_the_deadline(module_runner):
     assert "connection refused" in result["records"][0]["summary"]
 
 
+def test_a_429_under_the_budget_is_waited_out_for_the_window_never_counted(module_runner, server):
+    server.script("/v1/estimate", answer(429, {"title": "Too Many Requests"}, content_type="application/problem+json"))
+    probe = {"name": "estimate", "criterion": "smoke.estimate", "path": "/v1/estimate", "method": "POST", "write": False,
+             "json_body": {}}
+    # With the budget (the defaults: the real limit), a 429 means another client shares the key: the window (60 s)
+    # cannot be waited out within a 3 s deadline, so the record is an error saying so, not a fail.
+    result = run(module_runner, {"base_url": server.base_url, "deadline": 3, "probes": [probe]})
+    record = result["records"][0]
+    assert record["status"] == "error"
+    assert "another client shares the service's rate-limit key" in json.dumps(record)
+    assert result["rate_limit"]["throttled"] == 1 and result["rate_limit"]["counted"] == 0
+    assert len(server.hits("/v1/estimate")) == 1
+
+
 def test_persistent_429_is_an_error_and_a_passing_retry_is_a_pass(module_runner, server):
     server.script("/v1/estimate", answer(429, {"title": "Too Many Requests"}, content_type="application/problem+json"))
     probe = {"name": "estimate", "criterion": "smoke.estimate", "path": "/v1/estimate", "method": "POST", "write": False,
              "json_body": {}}
-    result = run(module_runner, {"base_url": server.base_url, "retries": 2, "backoff": 0.05, "probes": [probe]})
+    # A service without a known limit (rate_limit.requests 0): a 429 is retried with backoff like a transport error.
+    unlimited = {"requests": 0}
+    result = run(module_runner, {"base_url": server.base_url, "retries": 2, "backoff": 0.05, "probes": [probe],
+                                 "rate_limit": unlimited})
     record = result["records"][0]
     assert record["status"] == "error"
     assert "rate limited (429)" in record["summary"]
     assert record["evidence"]["attempts"] == 3
     server.script("/v1/estimate", answer(429), answer(200, {"total_before_tax": 1}))
-    result = run(module_runner, {"base_url": server.base_url, "retries": 2, "backoff": 0.05, "probes": [probe]})
+    result = run(module_runner, {"base_url": server.base_url, "retries": 2, "backoff": 0.05, "probes": [probe],
+                                 "rate_limit": unlimited})
     assert result["records"][0]["status"] == "pass"
     assert result["records"][0]["evidence"]["attempts"] == 2
 
