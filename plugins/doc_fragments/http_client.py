@@ -109,7 +109,7 @@ options:
       margin:
         description: Requests of every window left unused, for other clients behind the same key (an operator's curl).
         type: int
-        default: 2
+        default: 1
       exempt_paths:
         description: Paths the service does not count (compared without a trailing slash).
         type: list

@@ -30,7 +30,7 @@ import urllib.parse
 
 DEFAULT_REQUESTS = 30
 DEFAULT_WINDOW = 60.0
-DEFAULT_MARGIN = 2
+DEFAULT_MARGIN = 1
 DEFAULT_EXEMPT_PATHS = ("/healthz", "/readyz", "/healthz/backup", "/v1/payments/stripe/webhook", "/stripe/webhook")
 DEFAULT_EXEMPT_METHODS = ("OPTIONS",)
 # A send is logged when its answer arrived (the service logged it earlier), and a slot is taken this much after

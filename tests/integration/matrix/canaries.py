@@ -78,7 +78,7 @@ class Canaries:
 
 def canary_stack(pg_facts, canaries, name):
     """A RefStack (not started) whose credentials are canaries (RefStack's generated secrets replaced before start)."""
-    stack = RefStack(pg_facts, name=name, rate_limit=100000)
+    stack = RefStack(pg_facts, name=name)
     stack.metrics_token = canaries.make("metrics_token", 24)
     stack.credentials = {role: ("ops-%s" % role, canaries.make("%s_password" % role, 16)) for role in ROLES}
     for user, password in stack.credentials.values():

@@ -4,9 +4,10 @@ Markers: every test here is ``integration`` and ``slow``; the cases outside the 
 ``matrix_full``. Those are deselected unless the run selects markers itself (``-m ...``) or CWS_MATRIX_FULL=1 is
 set (scripts/fault_matrix.sh does that), so a plain ``pytest tests/integration`` runs the subset only.
 
-- ``matrix_stack`` (session): a reference stack of its own with the rate limit raised (these runs send many admin
-  requests; the local inventory turns pacing off) and the application directory layout preflight expects.
-- ``matrix`` (function): a MatrixContext on that stack, back to the healthy state before and after the test.
+- ``matrix_stack`` (session): a reference stack of its own, with the real rate limit (30 requests a minute per
+  client), and the application directory layout preflight expects.
+- ``matrix`` (function): a MatrixContext on that stack, back to the healthy state before and after the test, on a
+  fresh rate-limit window (a new operator session on a freshly started service).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def matrix_stack(pg_server):
-    stack = RefStack(pg_server, name="cws_mx_%d" % os.getpid(), rate_limit=100000)
+    stack = RefStack(pg_server, name="cws_mx_%d" % os.getpid())
     try:
         stack.start()
         app_layout(stack)

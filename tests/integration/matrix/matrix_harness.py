@@ -163,6 +163,8 @@ class MatrixContext:
         self.env_guard.restore()
         app_layout(self.stack)
         self.stack.clear_faults()
+        # Each case is a new operator session on a freshly started service (the runs inside a case share the window).
+        self.stack.fresh_rate_window()
         if errors:
             raise errors[0]
 

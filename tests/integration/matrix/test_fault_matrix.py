@@ -72,7 +72,7 @@ def test_database_cluster_stopped(tmp_path, matrix_tls_factory):
     cluster = PgCluster()
     stack = None
     try:
-        stack = RefStack(cluster.start(), name="cws_mxdown_%d" % os.getpid(), rate_limit=100000)
+        stack = RefStack(cluster.start(), name="cws_mxdown_%d" % os.getpid())
         stack.start()
         app_layout(stack)
         ctx = MatrixContext(stack, tmp_path, matrix_tls_factory)

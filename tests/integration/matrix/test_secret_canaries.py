@@ -44,6 +44,7 @@ def canary(canary_env, tmp_path):
     stack, canaries, superuser = canary_env["stack"], canary_env["canaries"], canary_env["superuser"]
     original_env = open(stack.env_file, encoding="utf-8").read()
     stack.clear_faults()
+    stack.fresh_rate_window()
     variables = inventory_vars(stack.facts())
     variables["db_dsn"] = variables["source_dsn"] = superuser.dsn(stack)
     vars_file = tmp_path / "local-stack.json"
@@ -107,7 +108,7 @@ def test_verify_with_faults_and_a_wrong_canary_password(canary):
     assert run.rc != 0 and run.verdict in NO_GO, run.tail()
     assert {"smoke.estimate", "admin.export_dlq", "auth.roles", "rls.isolation", "jobs.status",
             "backup.freshness"} <= run.not_passing(), run.tail()
-    assert record(run, "profile:admin")["status"] == "pass", "the canary admin password must have authenticated"
+    assert record(run, "export_dlq:admin")["status"] == "pass", "the canary admin password must have authenticated"
     assert record(run, "email_scan:accountant")["evidence"]["status_code"] == 401  # the wrong password was sent
 
 

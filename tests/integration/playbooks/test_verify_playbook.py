@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def stack(pg_server):
-    # Its own stack: these runs send many admin requests, so its rate limit is raised (an operator's setting).
-    ref = RefStack(pg_server, name="cws_pb_%d" % os.getpid(), rate_limit=100000)
+    # Its own stack, with the real rate limit; each test starts on a fresh window (the playbook fixture).
+    ref = RefStack(pg_server, name="cws_pb_%d" % os.getpid())
     try:
         ref.start()
         for sub in ("logs", "var", "tmp"):
@@ -36,6 +36,7 @@ def stack(pg_server):
 @pytest.fixture()
 def playbook(stack, tmp_path):
     stack.clear_faults()
+    stack.fresh_rate_window()
     vars_file = tmp_path / "local-stack.json"
     vars_file.write_text(json.dumps(inventory_vars(stack.facts())))
     artifacts = tmp_path / "artifacts"
