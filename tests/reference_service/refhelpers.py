@@ -6,9 +6,15 @@ import requests
 
 MFA = {"X-Auth-MFA": "true"}
 TIMEOUT = 15
-# These tests present themselves as one client behind the trusted proxy (127.0.0.1), so the requests they
-# send count against their own rate-limit budget, not against that of other suites sharing the stack.
+# These tests present themselves as a client behind the trusted proxy (127.0.0.1), so the requests they send count
+# against a budget of their own (the real limit, 30 a minute), not against that of other suites sharing the stack.
+# Each test is a new client (conftest.py gives it its own address); the rate-limit tests count within one test.
 CLIENT = {"X-Forwarded-For": "198.51.100.10"}
+
+
+def new_client(number):
+    """The address of test ``number`` (198.18.0.0/15, the benchmarking range: no real client has it)."""
+    CLIENT["X-Forwarded-For"] = "198.18.%d.%d" % ((number // 250) % 250, number % 250 + 1)
 HEALTH_PATHS = ("/healthz", "/readyz", "/healthz/backup")
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 # The 20 tables the real service isolates with <table>_org_isolation (on its current Alembic release), plus
