@@ -137,8 +137,8 @@ options:
         type: str
       history:
         description:
-          - Epoch times of requests already sent to the service inside the window. The action plugin fills it from the
-            ledger; set it only when running the module without its action plugin.
+          - Epoch times of requests already sent to the service inside the window (by other tools, say). The action
+            plugin adds the ledger's to them.
         type: list
         elements: float
         default: []

@@ -110,7 +110,8 @@ class RequestBudget:
         self.sent = []
         self.counted = 0
         self.exempt = 0
-        self.waited = 0.0
+        self.waited = 0.0        # the longest wait of one request (they wait side by side)
+        self.waited_requests = 0
         self.throttled = 0
         self._blocked_until = 0.0
 
@@ -156,7 +157,9 @@ class RequestBudget:
                     "the next request could go in %.1f s" % (self.requests, self.window, self.margin, wait))
             bisect.insort(self._log, slot)
             self.counted += 1
-            self.waited += wait
+            if wait > 0:
+                self.waited = max(self.waited, wait)
+                self.waited_requests += 1
         if wait > 0:
             self._sleep(wait)
         return slot, wait
@@ -198,6 +201,7 @@ class RequestBudget:
             return {
                 "origin": self.origin, "requests": self.requests, "window": self.window, "margin": self.margin,
                 "budget": self.capacity, "history_in_window": self.history_in_window, "counted": self.counted,
-                "exempt": self.exempt, "waited_s": round(self.waited, 3), "throttled": self.throttled,
+                "exempt": self.exempt, "waited_s": round(self.waited, 3), "waited_requests": self.waited_requests,
+                "throttled": self.throttled,
                 "sent": sorted(round(t, 3) for t in self.sent),
             }

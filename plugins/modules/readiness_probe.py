@@ -492,14 +492,14 @@ rate_limit:
   description:
     - How this call spent the service's request budget (O(rate_limit)) - C(origin), C(requests), C(window), C(margin),
       C(budget) (requests less margin), C(history_in_window) (earlier sends still inside the window, from the
-      ledger), C(counted) and C(exempt) (requests of this call), C(waited_s) (time spent waiting for a slot),
-      C(throttled) (429s that arrived anyway and were waited out).
+      ledger), C(counted) and C(exempt) (requests of this call), C(waited_s) (the longest wait of one request for a slot)
+      and C(waited_requests) (how many waited), C(throttled) (429s that arrived anyway and were waited out).
     - C(ledger) - the controller's ledger entry used (C(entry), C(history_in_window), C(waited_for_lock_s)), when the
       action plugin kept one.
   returned: always
   type: dict
   sample: {origin: "https://api.example.com:443", requests: 30, window: 60.0, margin: 2, budget: 28, history_in_window: 0,
-           counted: 21, exempt: 3, waited_s: 0.0, throttled: 0}
+           counted: 21, exempt: 3, waited_s: 0.0, waited_requests: 0, throttled: 0}
 """
 
 import copy

@@ -181,7 +181,8 @@ def run_with_ledger(execute, args, rate_options, base_url, client, deadline):
     entry = LedgerEntry(os.path.expanduser(directory), origin_of(base_url), client, options.get("window") or 60.0,
                         lock_timeout=deadline)
     with entry:
-        options["history"] = entry.history
+        # Sends the caller knows of (rate_limit.history) count as well as the ledger's.
+        options["history"] = sorted(entry.history + [float(t) for t in options.get("history") or []])
         result = execute(dict(args, rate_limit=options))
         report = result.get("rate_limit") if isinstance(result.get("rate_limit"), dict) else None
         if report is not None:

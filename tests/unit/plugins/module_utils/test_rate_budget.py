@@ -39,7 +39,7 @@ def test_full_speed_up_to_the_budget_then_only_until_the_oldest_leaves():
     # The fifth waits for the first send to leave the window (60 s after it, plus the guard), no longer.
     assert take(b, 1) == [pytest.approx(50.0 + rb.SLOT_GUARD)]
     assert take(b, 3) == [0, 0, 0]  # sent together with the first: their slots are free now too
-    assert b.counted == 8 and b.waited == pytest.approx(50.0 + rb.SLOT_GUARD)
+    assert b.counted == 8 and b.waited == pytest.approx(50.0 + rb.SLOT_GUARD) and b.waited_requests == 1
 
 
 def test_history_from_earlier_runs_counts_against_the_budget():
@@ -146,14 +146,15 @@ def test_the_http_layer_spends_the_budget_and_never_draws_a_429():
     with ScriptedServer() as server:
         server.script("/v1/admin/profile", limiter.answer(answer(200, {"role": "viewer"})))
         server.script("/healthz", limiter.answer(answer(200, {"status": "ok"})))
-        b = rb.RequestBudget(rb.origin_of(server.base_url), requests=30, margin=2, clock=clock, sleep=clock.sleep)
+        b = rb.RequestBudget(rb.origin_of(server.base_url), requests=30, margin=1, clock=clock, sleep=clock.sleep)
         client = hc.HttpClient(clock=clock, sleep=clock.sleep, rand=lambda: 0.0)
         statuses = [client.request(hc.RequestSpec(server.base_url + "/v1/admin/profile"), hc.RetryPolicy(retries=0),
                                    budget=b).response.status for _index in range(60)]
         client.request(hc.RequestSpec(server.base_url + "/healthz"), budget=b)
     assert statuses == [200] * 60 and limiter.refused == 0
     assert b.counted == 60 and b.exempt == 1
-    assert b.waited == pytest.approx(2 * (60.0 + rb.SLOT_GUARD))  # two full windows past the first 28
+    # Past the first 29 the 30th waits a window, and so does the 59th: the longest wait is one window.
+    assert b.waited == pytest.approx(60.0 + rb.SLOT_GUARD) and b.waited_requests == 2
     assert len(b.report()["sent"]) == 60
 
 
