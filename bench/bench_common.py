@@ -36,7 +36,8 @@ def loadavg():
 pg_cluster = running_or_new
 
 
-def start_stack(pg_facts, name, rate_limit=100000):
+def start_stack(pg_facts, name, rate_limit=30):
+    """A reference stack with the real service's rate limit unless ``rate_limit`` says otherwise."""
     stack = RefStack(pg_facts, name=name, rate_limit=rate_limit)
     try:
         stack.start()

@@ -105,8 +105,8 @@ def write_inventory(path, stack, urls):
         "release_migrations_dir": local["migrations_dir"], "release_app_dir": local["app_dir"],
         "release_backup_dir": local["backup_dir"], "release_env_file": local["env_file"],
         "release_artifacts_dir": "{{ lookup('ansible.builtin.env', 'CWS_ARTIFACTS_DIR') }}",
-        # As the local inventory: a throw-away stack, writes allowed, its rate limit raised (pacing off).
-        "release_allow_writes": True, "verify_admin_requests_per_minute": 0,
+        # As the local inventory: a throw-away stack with the real rate limit, writes allowed.
+        "release_allow_writes": True,
     }
     hosts = {}
     for index, url in enumerate(urls, start=1):

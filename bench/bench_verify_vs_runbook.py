@@ -6,8 +6,13 @@ the raw runbook with the version table read by psql instead of alembic (the fast
 one-task playbook (the Ansible floor on this machine at that moment) and, with --compare-ref, verify.yml of an
 older revision of the collection (before/after in the same run, same load). Medians count.
 
-Targets: verify.yml at most 2.5 s, and at most 2.0x the raw runbook, while checking strictly more (the criteria the
-raw runbook checks are a proper subset of verify.yml's, and verify.yml makes more assertions).
+The stack has the real service's rate limit (30 requests a minute per client), and every measured run starts on a
+free window (the service restarted and the ledger emptied between runs, untimed): the raw runbook's curls and
+verify.yml both come from 127.0.0.1, so back to back they would share one window.
+
+Targets: verify.yml at most 2.5 s, and at most 1.5x the raw runbook as the runbook writes it (alembic CLI), while
+checking strictly more (the criteria the raw runbook checks are a proper subset of verify.yml's, and verify.yml makes
+more assertions); the ratio to the psql-only variant is reported too.
 
     .venv/bin/python bench/bench_verify_vs_runbook.py [--rounds 7] [--compare-ref cc02c5b] [--timer] [--json FILE]
 
@@ -28,7 +33,7 @@ from bench_common import (ANSIBLE_PLAYBOOK, ROOT, CollectionTree, loadavg, pg_cl
                           start_stack, summary, task_times, write_vars)
 
 TARGET_SECONDS = 2.5
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.5
 FLOOR_PLAY = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n"
 
 
@@ -75,6 +80,8 @@ def main():
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    # A ledger of the benchmark's own (the runs' requests are not the user's).
+    os.environ["CWS_RATE_LEDGER_DIR"] = str(workdir / "rate-ledger")
     current = CollectionTree(workdir)
     before = CollectionTree(workdir, args.compare_ref) if args.compare_ref else None
     floor_play = workdir / "floor.yml"
@@ -122,17 +129,21 @@ def main():
             stack.clear_faults()
             dummy, report = verify(current)
             for dummy_name, func in variants[1:]:
+                stack.fresh_rate_window(force=True)
                 func()
             for round_number in range(args.rounds):
                 stack.clear_faults()  # fresh heartbeats, as the cron job would keep them
                 load.append(loadavg())
                 shift = round_number % len(variants)
                 for name, func in variants[shift:] + variants[:shift]:
+                    stack.fresh_rate_window(force=True)  # a free window for every measured run (untimed)
                     results[name].append(func())
             load.append(loadavg())
+            stack.fresh_rate_window(force=True)
             dummy, report = verify(current)
             timer_rows = []
             if args.timer:
+                stack.fresh_rate_window(force=True)
                 dummy, rc, dummy2, output = run_playbook(
                     current, "verify.yml", vars_file, workdir,
                     env={"ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "bench" / "callback_plugins"),

@@ -7,7 +7,8 @@
 #   - /readyz has no `.jobs`/`.database` keys: the checks are in `.checks[]` (db, migrations, jobs);
 #   - retention/cleanup answers six counters (not `{deleted}`); export-dead-letter is an object {items,total};
 #     queue/photos is an object; the metrics CSV starts `range_start,` (no `metric,from,to,value` header);
-#   - the lead smoke needs address, estimate_snapshot and preferred_dates (the runbook's payload gets 422);
+#   - the lead smoke needs address, estimate_snapshot (the whole estimate answer) and preferred_dates (the runbook's
+#     payload gets 422);
 #   - `SELECT polname FROM pg_policies` fails: the view's column is `policyname`;
 #   - `SET LOCAL` only works inside a transaction block; psql does not take a `postgresql+psycopg://` URL.
 #
@@ -103,7 +104,11 @@ check jobs.status "jobs/status: consecutive_failures below 2" eval 'status_is 20
 req POST /v1/estimate -H "Content-Type: application/json" -d '{"beds":2,"baths":1.5,"cleaning_type":"deep"}'
 check smoke.estimate "POST /v1/estimate 200 pricing_config_id, total_before_tax" eval \
   'status_is 200 && body_jq "(.pricing_config_id | type == \"string\") and (.total_before_tax | type == \"number\")"'
-req POST /v1/leads -H "Content-Type: application/json" -d '{"name":"Smoke Lead","phone":"780-555-0000","email":"lead@example.com","postal_code":"T5J0N3","address":"1 Smoke St","preferred_dates":["any"],"structured_inputs":{"beds":1,"baths":1,"cleaning_type":"standard"},"estimate_snapshot":{"pricing_config_id":"economy","total_before_tax":0,"assumptions":[]}}'
+# The snapshot is the whole estimate answer (the real service wants every field of it).
+lead=$(jq -c '{name: "Smoke Lead", phone: "780-555-0000", email: "lead@example.com", postal_code: "T5J0N3",
+               address: "1 Smoke St", preferred_dates: ["any"],
+               structured_inputs: {beds: 2, baths: 1.5, cleaning_type: "deep"}, estimate_snapshot: .}' "$tmp/body")
+req POST /v1/leads -H "Content-Type: application/json" -d "$lead"
 check smoke.lead "POST /v1/leads 201 lead_id" eval 'status_is 201 && body_jq ".lead_id != null"'
 admin GET "/v1/admin/metrics?format=csv"
 check smoke.metrics_csv "GET metrics?format=csv 200, first row range_start" eval 'status_is 200 && head -n 1 "$tmp/body" | grep -q "^range_start,"'
