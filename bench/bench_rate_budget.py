@@ -108,9 +108,10 @@ def main():
     print("two verifies back to back under the real limit (30 a minute):")
     print("  first:  %5.1f s, %s, %d rate-limited requests" % (b2b["first"]["seconds"], b2b["first"]["verdict"],
                                                                b2b["first"]["rate_limited_requests"]))
+    second = b2b["second"]
     print("  second: %5.1f s, %s, %d rate-limited requests; waited for the window: %s, %.3f s past the first run's"
-          " oldest send leaving it" % (b2b["second"]["seconds"], b2b["second"]["verdict"], b2b["second"]["rate_limited_requests"],
-                                      "yes" if b2b["second_had_to_wait"] else "no", b2b["excess_over_the_window_s"]))
+          " oldest send leaving it" % (second["seconds"], second["verdict"], second["rate_limited_requests"],
+                                       "yes" if b2b["second_had_to_wait"] else "no", b2b["excess_over_the_window_s"]))
     print("verify.yml, %d rounds, median (min-max):" % args.rounds)
     for name, label in (("limited", "with the limit (budget + ledger)"), ("unlimited", "without a limit")):
         print("  %-34s %6.2f s (%.2f-%.2f)" % (label, figures[name]["median"], figures[name]["min"], figures[name]["max"]))

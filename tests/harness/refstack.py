@@ -538,14 +538,17 @@ class RefStack:
         self._stop_service()
         self._start_service()
 
-    def fresh_rate_window(self, ledger_dir=None):
+    def fresh_rate_window(self, ledger_dir=None, force=False):
         """Nothing in the rate limit's window any more, on both sides: when the controller's ledger (``ledger_dir``,
         else CWS_RATE_LEDGER_DIR) holds sends to this stack inside the window, the service is restarted (its in-memory
         limiter starts empty, as the real one's does on a restart) and those ledger entries are dropped. For a test
-        that stands for a new operator session on a fresh service; the limit itself stays as it is. -> restarted?"""
+        that stands for a new operator session on a fresh service; the limit itself stays as it is. ``force``
+        restarts in any case (requests the ledger does not know of, a curl's, filled the window). -> restarted?"""
         directory = ledger_dir or os.environ.get("CWS_RATE_LEDGER_DIR")
         if not directory or not os.path.isdir(directory):
-            return False
+            if force:
+                self.restart()
+            return force
         origin = "http://127.0.0.1:%s" % self.port
         now = time.time()
         stale = []
@@ -560,7 +563,7 @@ class RefStack:
                 continue
             if isinstance(entry, dict) and entry.get("origin") == origin:
                 stale.append((path, any(now - float(t) < 61.0 for t in entry.get("sends") or [])))
-        if not any(recent for _path, recent in stale):
+        if not force and not any(recent for _path, recent in stale):
             return False
         self.restart()
         for path, _recent in stale:

@@ -15,6 +15,8 @@ CLIENT = {"X-Forwarded-For": "198.51.100.10"}
 def new_client(number):
     """The address of test ``number`` (198.18.0.0/15, the benchmarking range: no real client has it)."""
     CLIENT["X-Forwarded-For"] = "198.18.%d.%d" % ((number // 250) % 250, number % 250 + 1)
+
+
 HEALTH_PATHS = ("/healthz", "/readyz", "/healthz/backup")
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 # The 20 tables the real service isolates with <table>_org_isolation (on its current Alembic release), plus
