@@ -73,6 +73,23 @@ def test_healthy_release_is_go_and_published(playbook):
 # The fault cases (one per fault switch, and more) are in tests/integration/matrix (the fault matrix).
 
 
+@pytest.mark.parametrize("writes", ["false", "true"])
+def test_the_role_defaults_are_go_with_writes_off_and_allowed(playbook, writes):
+    """The verify role's defaults (the prod inventory sets nothing but addresses and secrets) on a service shaped like
+    the real one: its 20 tenant tables, the real rate limit, the whole estimate as the lead's snapshot."""
+    proc, report = playbook("verify.yml", "-e", "release_allow_writes=%s" % writes)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert report["verdict"] == "GO", not_passing(report)
+    outcomes = {c["criterion"]: c["outcome"] for c in report["criteria"]}
+    assert outcomes["rls.isolation"] == "pass" and outcomes["auth.roles"] == "pass"
+    isolation = [r for c in report["criteria"] if c["criterion"] == "rls.isolation" for r in c["records"]][0]
+    assert len(isolation["evidence"]["tables"]) == 21  # the 20 required and order_addons, found by its policy
+    if writes == "true":
+        assert outcomes["smoke.lead"] == "pass" and outcomes["admin.cleanup"] == "pass"
+    else:
+        assert outcomes.get("smoke.lead", "not required") != "pass"
+
+
 def test_check_mode_gives_a_real_verdict_from_read_only_probes(playbook):
     proc, report = playbook("verify.yml", "--check", "-e", "release_allow_writes=false")
     assert proc.returncode == 0, proc.stdout[-3000:]
