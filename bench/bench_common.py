@@ -111,6 +111,14 @@ def run_playbook(tree, playbook, vars_file, workdir, extra=(), env=None, invento
     return seconds, proc.returncode, report, proc.stdout + proc.stderr
 
 
+def finish(out, json_path):
+    """Write the figures to ``json_path`` (if given); the exit code: 0 when every target in ``out["met"]`` is met."""
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as handle:
+            json.dump(out, handle, indent=1, sort_keys=True)
+    return 0 if all(out["met"].values()) else 1
+
+
 def summary(values):
     values = sorted(values)
     return {"median": round(statistics.median(values), 3), "min": round(values[0], 3), "max": round(values[-1], 3),

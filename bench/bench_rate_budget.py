@@ -20,7 +20,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench_common import CollectionTree, pg_cluster, run_playbook, stack_vars, start_stack, summary, write_vars
+from bench_common import CollectionTree, finish, pg_cluster, run_playbook, stack_vars, start_stack, summary, write_vars
 
 WINDOW = 60.0
 TARGET_OVERHEAD = 0.10
@@ -117,10 +117,7 @@ def main():
         print("  %-34s %6.2f s (%.2f-%.2f)" % (label, figures[name]["median"], figures[name]["min"], figures[name]["max"]))
     print("  overhead of the limit: %+.1f %% (target within %d %%)" % (overhead * 100, TARGET_OVERHEAD * 100))
     print("targets: %s" % ", ".join("%s %s" % (k, "MET" if v else "MISSED") for k, v in out["met"].items()))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(out, handle, indent=1, sort_keys=True)
-    return 0 if all(out["met"].values()) else 1
+    return finish(out, args.json)
 
 
 if __name__ == "__main__":

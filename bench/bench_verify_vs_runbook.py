@@ -21,7 +21,6 @@ Uses the cluster named by PGHARNESS_STATE if set, else starts (and removes) one 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import (ANSIBLE_PLAYBOOK, ROOT, CollectionTree, loadavg, pg_cluster, run_playbook, stack_vars,
+from bench_common import (ANSIBLE_PLAYBOOK, ROOT, CollectionTree, finish, loadavg, pg_cluster, run_playbook, stack_vars,
                           start_stack, summary, task_times, write_vars)
 
 TARGET_SECONDS = 2.5
@@ -194,10 +193,7 @@ def main():
     print("targets: verify <= %.1f s: %s; ratio <= %.1f: %s; strictly more: %s" % (
         TARGET_SECONDS, "MET" if out["met"]["verify_seconds"] else "MISSED", TARGET_RATIO,
         "MET" if out["met"]["ratio"] else "MISSED", "MET" if out["met"]["strictly_more"] else "MISSED"))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(out, handle, indent=1, sort_keys=True)
-    return 0 if all(out["met"].values()) else 1
+    return finish(out, args.json)
 
 
 if __name__ == "__main__":
