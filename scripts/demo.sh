@@ -11,6 +11,9 @@ mkdir -p "$demo_dir"
 state="$demo_dir/refstack.json"
 export CWS_LOCAL_STACK="$demo_dir/local-stack.json"
 export CWS_ARTIFACTS_DIR="$root/artifacts/demo"
+# The demo's own rate-limit ledger (the runs below share the stack's budget through it).
+export CWS_RATE_LEDGER_DIR="$demo_dir/rate-ledger"
+rm -rf "$CWS_RATE_LEDGER_DIR"
 fault=${DEMO_FAULT:-policy_dropped}
 
 stop_stack() { python tests/harness/refstack.py stop --state "$state" >/dev/null 2>&1 || true; }
@@ -37,6 +40,8 @@ show_report
 
 banner "2. Fault switched on: $fault (python tests/harness/refstack.py fault $fault)"
 python ../tests/harness/refstack.py fault "$fault" --state "$state" || exit 1
+echo "(the service allows 30 requests a minute per client, as the real one does, and the first run spent most of"
+echo " them: this run waits until they leave the window instead of drawing 429s, so it takes about a minute)"
 ansible-playbook verify.yml -i local >"$demo_dir/run-nogo.log" 2>&1
 rc=$?
 printf 'exit code %s (full log: %s)\n' "$rc" "$demo_dir/run-nogo.log"

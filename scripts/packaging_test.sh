@@ -133,6 +133,9 @@ if [ "$stack_started" = 1 ]; then
   [ "$listed" = "$clean/ansible_collections" ] || fail "installed-run" "the collection is found elsewhere than in the clean path: $listed"
   run_verify installed "$clean" "$work/cwd" cleanwithsnapshot.release.verify "$installed/inventories/local" \
     || fail "installed-run" "verify.yml from the installed collection did not pass"
+  # A new session on a freshly started service: each run keeps its own ledger (its own HOME), and the installed run
+  # spent most of the service's rate limit (30 requests a minute, as the real service allows).
+  "$venv_bin/python" tests/harness/refstack.py restart --state "$state" >/dev/null || fail "stack" "the stack did not restart"
   run_verify checkout "$root/.build/collections" "$root/playbooks" verify.yml local \
     || fail "checkout-run" "verify.yml from the checkout did not pass"
   "$venv_bin/python" - "$work/artifacts-installed/gonogo.json" "$work/artifacts-checkout/gonogo.json" <<'PYEOF' || fail "verdict" "the verdicts differ"
