@@ -3,10 +3,14 @@ healthy deployment passes, each database fault fails naming its revision, table 
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 
 import pytest
+import yaml
 from psycopg2 import sql
+
+from reference_service.refhelpers import query
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +50,8 @@ def rls(module_runner, stack, **extra):
 
 
 def row_counts(stack):
-    import psycopg2  # pylint: disable=import-outside-toplevel
-    conn = psycopg2.connect(host=stack.db["host"], port=stack.db["port"], user=stack.db["superuser"],
-                            password=stack.db["superuser_password"], dbname=stack.db["dbname"])
-    try:
-        with conn.cursor() as cur:
-            counts = {}
-            for table in COUNTED:
-                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
-                counts[table] = cur.fetchone()[0]
-            return counts
-    finally:
-        conn.close()
+    return dict((table, query(stack, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))[0][0])
+                for table in COUNTED)
 
 
 def readyz_migrations(stack):
@@ -139,23 +133,13 @@ def test_app_role_bypassrls_fails_isolation(module_runner, healthy_stack):
 
 def verify_role_tables():
     """The verify role's default must-have list: the real service's tenant tables."""
-    import os  # pylint: disable=import-outside-toplevel
-    import yaml  # pylint: disable=import-outside-toplevel
     path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "verify", "defaults", "main.yml")
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)["verify_rls_tables"]
 
 
 def sequence_values(stack):
-    import psycopg2  # pylint: disable=import-outside-toplevel
-    conn = psycopg2.connect(host=stack.db["host"], port=stack.db["port"], user=stack.db["superuser"],
-                            password=stack.db["superuser_password"], dbname=stack.db["dbname"])
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT sequencename::text, last_value FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1")
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
+    return dict(query(stack, "SELECT sequencename::text, last_value FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1"))
 
 
 def test_role_default_tables_pass_and_discovery_adds_the_join_table(module_runner, healthy_stack):

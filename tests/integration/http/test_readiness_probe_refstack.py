@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
-import psycopg2
 import pytest
 
 from modrun import records_by_name
+from reference_service.refhelpers import query
 
 pytestmark = pytest.mark.integration
 
@@ -108,14 +108,7 @@ def test_lead_of_a_broken_estimate_is_inconclusive_and_not_sent(module_runner, h
 
 
 def healthy_stack_leads(stack):
-    conn = psycopg2.connect(host=stack.db["host"], port=stack.db["port"], dbname=stack.db["dbname"],
-                            user=stack.db["superuser"], password=stack.db["superuser_password"])
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM leads")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return query(stack, "SELECT count(*) FROM leads")[0][0]
 
 
 def test_heartbeat_passes_with_jobs_enabled_unset_like_the_real_service(module_runner, healthy_stack, tmp_path):
