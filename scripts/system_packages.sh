@@ -26,6 +26,9 @@ containers     aardvark-dns        file:/usr/lib/podman/aardvark-dns,/usr/libexe
 containers     iptables            cmd:iptables
 containers     debootstrap         cmd:debootstrap
 containers     docker-compose      cmd:docker-compose
+monitoring     prometheus          cmd:prometheus
+monitoring     prometheus-alertmanager cmd:prometheus-alertmanager
+monitoring     caddy               cmd:caddy
 EOF
 }
 
