@@ -89,3 +89,33 @@ def exit_with_records(module, records, changed=False, **extra):
     overview = summarize(records)
     module.exit_json(changed=changed, records=records, status=overview["status"],
                      counts=overview["counts"], **extra)
+
+
+def rollup_record(criterion, records, name=None, label=None, evidence=None, blocking=True):
+    """One record standing for many (a soak round, a canary stage): the worst blocking status, a summary
+    naming what did not pass, and each part's criterion, status and summary as evidence.
+
+    No parts is an ``error``: a rollup of nothing has decided nothing."""
+    parts = [r for r in records if isinstance(r, dict) and r.get("status") in STATUSES]
+    label = label or criterion
+    combined = dict(evidence or {})
+    combined["parts"] = [dict((key, r.get(key)) for key in ("criterion", "name", "status", "blocking", "summary"))
+                         for r in parts]
+    if not parts:
+        return make_record(criterion, ERROR, "%s: no check reported anything, nothing was decided" % label,
+                           combined, blocking, name=name)
+    overview = summarize(parts)
+    status = overview["status"]
+    combined["counts"] = overview["counts"]
+    if status == PASS:
+        summary = "%s: all %d checks passed" % (label, overview["counts"][PASS])
+    elif status == SKIPPED:
+        summary = "%s: every check was skipped (%s)" % (label, parts[0].get("summary", ""))
+    else:
+        bad = [r for r in parts if r["status"] == status and r.get("blocking", True)]
+        summary = "%s: %s" % (label, "; ".join("%s %s: %s" % (r.get("name") or r.get("criterion"), r["status"],
+                                                              r.get("summary", "")) for r in bad[:5]))
+        if len(bad) > 5:
+            summary += " and %d more" % (len(bad) - 5)
+    duration = sum(float(r.get("duration_ms") or 0) for r in parts)
+    return make_record(criterion, status, summary, combined, blocking, duration, name=name)
