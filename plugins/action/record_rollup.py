@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""record_rollup: one record for many, built on the controller with check_result.rollup_record."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
+    SKIPPED,
+    make_record,
+    rollup_record,
+)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
+
+ARGUMENT_SPEC = dict(
+    criterion=dict(type="str", required=True),
+    name=dict(type="str"),
+    label=dict(type="str"),
+    records=dict(type="list", elements="raw", default=[]),
+    evidence=dict(type="dict", default={}),
+    blocking=dict(type="bool", default=True),
+    skip_in_check_mode=dict(type="bool", default=False),
+)
+
+
+def _flatten(items):
+    for item in items:
+        if isinstance(item, list):
+            for inner in _flatten(item):
+                yield inner
+        else:
+            yield item
+
+
+class ActionModule(ActionBase):
+    """Combines on the controller; never connects to a host."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _requires_connection = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars or {})
+        del tmp  # no remote temp dir: nothing runs on a host
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        parts = list(_flatten(args["records"]))
+        record = rollup_record(args["criterion"], parts, name=args["name"], label=args["label"],
+                               evidence=args["evidence"], blocking=args["blocking"])
+        if self._task.check_mode and args["skip_in_check_mode"]:
+            record = make_record(args["criterion"], SKIPPED, "%s: planned in check mode, not observed"
+                                 % (args["label"] or args["criterion"]), record["evidence"], args["blocking"],
+                                 name=args["name"])
+        record = redact(record)
+        result.update(changed=False, records=[record], status=record["status"])
+        return result
