@@ -51,6 +51,14 @@ options:
     type: list
     elements: raw
     default: []
+  results:
+    description:
+      - Registered results of check tasks; their C(records) are combined with O(records). A task that failed without
+        records (bad input, a missing library) counts as an C(error) part with its message; a skipped task counts as
+        nothing.
+    type: list
+    elements: raw
+    default: []
   evidence:
     description: More evidence to keep beside the parts.
     type: dict

@@ -55,3 +55,15 @@ def test_check_mode_skips_when_asked_and_secrets_are_masked():
 def test_nothing_to_combine_is_an_error():
     result = run_rollup({"criterion": "soak.window", "records": []})
     assert result["status"] == "error"
+
+
+def test_registered_results_give_their_records_and_a_failed_task_is_an_error_part():
+    ok = {"records": [make_record("health.readiness", "pass", "200")], "changed": False}
+    broken = {"failed": True, "msg": "metrics[0].condition.op: unknown operator 'lesser'"}
+    skipped = {"skipped": True, "skip_reason": "Conditional result was False"}
+    result = run_rollup({"criterion": "soak.window", "name": "soak.window.round.1", "label": "round 1",
+                         "results": [ok, broken, skipped]})
+    record = result["records"][0]
+    assert record["status"] == "error" and record["name"] == "soak.window.round.1"
+    assert "unknown operator 'lesser'" in record["summary"]
+    assert [p["status"] for p in record["evidence"]["parts"]] == ["pass", "error"]
