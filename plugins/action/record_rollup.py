@@ -10,9 +10,9 @@ __metaclass__ = type
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
-    ERROR,
     SKIPPED,
     make_record,
+    records_of_results,
     rollup_record,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
@@ -27,20 +27,6 @@ ARGUMENT_SPEC = dict(
     blocking=dict(type="bool", default=True),
     skip_in_check_mode=dict(type="bool", default=False),
 )
-
-
-def _parts_of(result, criterion, index):
-    """The records of one registered check result; a check task that failed without records (bad input, a
-    missing library) is an error part carrying its message, a skipped task gives none."""
-    if not isinstance(result, dict) or result.get("skipped"):
-        return []
-    if isinstance(result.get("records"), list) and result["records"]:
-        return result["records"]
-    if result.get("failed"):
-        return [make_record(criterion, ERROR, "a check task failed without records: %s"
-                            % (result.get("msg") or "no message"), {"result": index},
-                            name="%s.task_failed" % criterion)]
-    return []
 
 
 def _flatten(items):
@@ -66,8 +52,7 @@ class ActionModule(ActionBase):
         del tmp  # no remote temp dir: nothing runs on a host
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         parts = list(_flatten(args["records"]))
-        for index, item in enumerate(args["results"]):
-            parts.extend(_parts_of(item, args["criterion"], index))
+        parts.extend(records_of_results(args["results"], args["criterion"]))
         record = rollup_record(args["criterion"], parts, name=args["name"], label=args["label"],
                                evidence=args["evidence"], blocking=args["blocking"])
         if self._task.check_mode and args["skip_in_check_mode"]:

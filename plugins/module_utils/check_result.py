@@ -119,3 +119,18 @@ def rollup_record(criterion, records, name=None, label=None, evidence=None, bloc
             summary += " and %d more" % (len(bad) - 5)
     duration = sum(float(r.get("duration_ms") or 0) for r in parts)
     return make_record(criterion, status, summary, combined, blocking, duration, name=name)
+
+
+def records_of_results(results, criterion):
+    """The records of registered check results. A check task that failed without records (bad input, a missing
+    library) becomes an ``error`` record of ``criterion`` carrying its message; a skipped task gives none."""
+    records = []
+    for result in results or []:
+        if not isinstance(result, dict) or result.get("skipped"):
+            continue
+        if isinstance(result.get("records"), list) and result["records"]:
+            records.extend(result["records"])
+        elif result.get("failed"):
+            records.append(make_record(criterion, ERROR, "a check task failed without records: %s"
+                                       % (result.get("msg") or "no message"), name="%s.task_failed" % criterion))
+    return records

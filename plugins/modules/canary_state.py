@@ -67,6 +67,13 @@ options:
     type: list
     elements: raw
     default: []
+  results:
+    description:
+      - Registered results of the stage's check tasks (O(action=step)), added to O(records). A task that failed
+        without records counts as an C(error) with its message; a skipped one as nothing.
+    type: list
+    elements: raw
+    default: []
   allow_unknown:
     description:
       - Accept a stage whose checks could not decide (C(error), for example no data) instead of rolling back; those
@@ -147,7 +154,7 @@ state:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import canary_state as cs
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import SKIPPED, make_record
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import SKIPPED, make_record, records_of_results
 
 
 def _begin(module, state):
@@ -163,8 +170,8 @@ def _begin(module, state):
 
 
 def _step(module, state):
-    new_state, records, accepted = cs.step(state, module.params["weight"], module.params["records"],
-                                           module.params["allow_unknown"])
+    parts = module.params["records"] + records_of_results(module.params["results"], "canary.step")
+    new_state, records, accepted = cs.step(state, module.params["weight"], parts, module.params["allow_unknown"])
     return new_state, {"records": records, "accepted": accepted}
 
 
@@ -187,6 +194,7 @@ def main():
             started_by=dict(type="str", default=""),
             weight=dict(type="int"),
             records=dict(type="list", elements="raw", default=[]),
+            results=dict(type="list", elements="raw", default=[]),
             allow_unknown=dict(type="bool", default=False),
             outcome=dict(type="str", choices=["promoted", "rolled_back"]),
             problems=dict(type="list", elements="str", default=[]),

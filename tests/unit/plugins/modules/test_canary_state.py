@@ -125,3 +125,14 @@ def test_validate_stages_rejects_booleans_and_floats():
         cs.validate_stages([True, 50])
     with pytest.raises(cs.CanaryStateError, match=r"stages\[1\]"):
         cs.validate_stages([10, 2.5])
+
+
+def test_a_stage_check_task_that_failed_without_records_stops_the_canary(tmp_path):
+    path = tmp_path / "canary.json"
+    _begin(path)
+    result = run_module("canary_state", dict(path=str(path), action="step", weight=10, results=[
+        {"records": [make_record("canary.step", "pass", "split applied", name="canary.step.split")]},
+        {"failed": True, "msg": "metrics[0].condition.op: unknown operator"},
+        {"skipped": True}]))
+    assert result["accepted"] is False
+    assert "unknown operator" in result["records"][-1]["summary"]
