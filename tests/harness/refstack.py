@@ -55,7 +55,11 @@ FILE_FAULTS = {
     "readyz_db_down": {}, "slow": {"delay": 3}, "admin_open": {"path": None}, "weak_role_allowed": {},
     "read_only": {}, "mfa_required": {}, "wrong_shape": {}, "security_headers_missing": {},
     "metrics_open": {}, "estimate_broken": {}, "job_failing": {"job": "email-dlq", "cycles": 2},
+    # Canary faults: a share of 500s, added latency, an exporter that is down.
+    "error_fraction": {"fraction": 0.05}, "added_latency": {"ms": 600}, "metrics_down": {},
 }
+# File faults whose parameters are numbers (stored as floats).
+NUMERIC_PARAMS = {"slow": ("delay",), "error_fraction": ("fraction",), "added_latency": ("ms",)}
 OTHER_FAULTS = {
     "heartbeat_stale": {"age_seconds": 3600}, "heartbeat_missing": {}, "service_down": {},
     "second_head": {"down_revision": "0045_export_dead_letter"}, "db_behind": {},
@@ -101,11 +105,78 @@ class RefStackError(RuntimeError):
     """The stack could not be started or changed."""
 
 
-class ExtraService:
-    """Another service process on a stack's database, with settings of its own (RefStack.extra_service)."""
+def file_fault_values(name, params):
+    """The stored form of file fault ``name`` with ``params`` over its defaults (FILE_FAULTS); ValueError for an
+    unknown id or parameter or a number that is none."""
+    if name not in FILE_FAULTS:
+        raise ValueError("unknown file fault %r (known: %s)" % (name, ", ".join(sorted(FILE_FAULTS))))
+    unknown = set(params) - set(FILE_FAULTS[name])
+    if unknown:
+        raise ValueError("fault %s takes no parameter %s" % (name, ", ".join(sorted(unknown))))
+    values = dict(FILE_FAULTS[name], **params)
+    stored = {key: value for key, value in values.items() if value is not None and key != "cycles"}
+    for key in NUMERIC_PARAMS.get(name, ()):
+        try:
+            stored[key] = float(stored[key])
+        except (TypeError, ValueError) as exc:
+            raise ValueError("fault %s: %s must be a number, got %r" % (name, key, stored[key])) from exc
+    if name == "error_fraction" and not 0 < stored["fraction"] <= 1:
+        raise ValueError("fault error_fraction: fraction must be in (0, 1], got %r" % stored["fraction"])
+    if name == "added_latency" and stored["ms"] < 0:
+        raise ValueError("fault added_latency: ms must not be negative")
+    return values, stored
 
-    def __init__(self, proc, base_url, log_path):
+
+def _service_faults_module():
+    if str(SERVICE_ROOT) not in sys.path:
+        sys.path.insert(0, str(SERVICE_ROOT))
+    from refservice import faults  # pylint: disable=import-outside-toplevel
+    return faults
+
+
+class ExtraService:
+    """Another service process on a stack's database, with settings of its own (RefStack.extra_service).
+
+    Its fault switches live in its own ``state_dir`` (faults.json, read on every request like the stack's):
+    ``set_fault(name, **params)`` takes the file faults the service reads (README.md; not ``job_failing``, which
+    the job runner reads), ``clear_faults()`` removes them all. Usable as a context manager (stops on exit)."""
+
+    # The stack's file faults the service process itself reads per request.
+    FAULTS = tuple(sorted(set(FILE_FAULTS) - {"job_failing"}))
+
+    def __init__(self, proc, base_url, log_path, state_dir=None):
         self.proc, self.base_url, self.log_path = proc, base_url, log_path
+        self.state_dir = str(state_dir) if state_dir is not None else os.path.dirname(log_path)
+
+    @property
+    def port(self):
+        return int(self.base_url.rsplit(":", 1)[1]) if self.base_url else None
+
+    def faults(self):
+        """The fault switches on now (the contents of its faults.json)."""
+        return _service_faults_module().load_faults(self.state_dir)
+
+    def set_fault(self, name, **params):
+        """Switch one file fault on for this process (the others stay as they are)."""
+        if name not in self.FAULTS:
+            raise ValueError("an extra service takes the faults %s, not %r" % (", ".join(self.FAULTS), name))
+        dummy, stored = file_fault_values(name, params)
+        faults = self.faults()
+        faults[name] = stored
+        _service_faults_module().save_faults(self.state_dir, faults)
+
+    def clear_faults(self):
+        _service_faults_module().save_faults(self.state_dir, {})
+
+    def log_tail(self, chars=2000):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                return handle.read()[-chars:]
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc.poll() is None
 
     def stop(self, timeout=10):
         if self.proc.poll() is None:
@@ -116,15 +187,23 @@ class ExtraService:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
 
 class RefStack:
     """One reference deployment on a PostgreSQL cluster (superuser connection facts in ``pg_facts``)."""
 
-    def __init__(self, pg_facts, name="cws", rate_limit=30, state_dir=None, python=None):
+    def __init__(self, pg_facts, name="cws", rate_limit=30, state_dir=None, python=None, app_name=None):
         if not NAME_RE.match(name):
             raise ValueError("name must match %s" % NAME_RE.pattern)
         self.pg = dict(pg_facts)
         self.name = name
+        # APP_NAME in the .env (the `service` label of the metrics; unset: the real default cleaning-economy-bot).
+        self.app_name = app_name
         self.rate_limit = int(rate_limit)
         self.python = python or sys.executable
         self._own_state_dir = state_dir is None
@@ -170,7 +249,7 @@ class RefStack:
             "rate_limit": self.rate_limit, "expected_head": self.expected_head, "service_pid": self.service_pid,
             "python": self.python, "service_root": str(SERVICE_ROOT),
             "jobs_command": [self.python, "-m", "refservice.jobs", "--once"],
-            "startup_seconds": self.startup_seconds, "faults": sorted(FAULTS),
+            "startup_seconds": self.startup_seconds, "faults": sorted(FAULTS), "app_name": self.app_name,
         }
 
     def to_state(self):
@@ -180,7 +259,7 @@ class RefStack:
     def from_state(cls, state):
         facts = state["facts"]
         stack = cls(state["pg"], name=facts["name"], rate_limit=facts["rate_limit"], state_dir=facts["state_dir"],
-                    python=facts.get("python"))
+                    python=facts.get("python"), app_name=facts.get("app_name"))
         stack._own_state_dir = state.get("own_state_dir", False)
         stack.db = dict(facts["db"])
         stack.metrics_token = facts["metrics_token"]
@@ -213,6 +292,8 @@ class RefStack:
             "ORDER_STORAGE_BACKEND": "local", "ORDER_UPLOAD_ROOT": os.path.join(self.state_dir, "uploads"),
             "CAPTCHA_MODE": "off",
         }
+        if self.app_name:
+            values["APP_NAME"] = self.app_name
         values.update(self.secrets)
         for role, (user, password) in self.credentials.items():
             values["%s_BASIC_USERNAME" % role.upper()] = user
@@ -437,7 +518,7 @@ class RefStack:
                                      "--port-file", port_file], env=env, cwd=str(SERVICE_ROOT),
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
-        service = ExtraService(proc, None, log_path)
+        service = ExtraService(proc, None, log_path, state_dir)
         deadline = time.monotonic() + timeout
         while not os.path.exists(port_file):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -595,9 +676,7 @@ class RefStack:
 
     def _set_file_fault(self, name, values):
         faults = self._file_faults()
-        stored = {key: value for key, value in values.items() if value is not None and key != "cycles"}
-        if name == "slow":
-            stored["delay"] = float(stored["delay"])
+        values, stored = file_fault_values(name, values)
         faults[name] = stored
         self._save_file_faults(faults)
         if name in ("read_only", "mfa_required"):

@@ -174,6 +174,9 @@ def test_metrics_docs_and_unknown_paths(healthy_stack):
     assert get(stack, "/metrics", headers={"Authorization": "Bearer wrong-token-123456"}).status_code == 401
     prom = get(stack, "/metrics", headers={"Authorization": "Bearer " + stack.metrics_token})
     assert prom.status_code == 200 and "# TYPE http_requests_total counter" in prom.text
+    # The two refusals above, counted like the real MetricsMiddleware counts them (the route, the status class).
+    assert 'http_requests_total{method="GET",route="/metrics",service="cleaning-economy-bot",status_class="4xx"}' \
+        in prom.text
     assert_problem(get(stack, "/v1/metrics"), 404)
     docs = get(stack, "/docs")
     assert docs.status_code == 200 and docs.headers["Content-Type"].startswith("text/html")

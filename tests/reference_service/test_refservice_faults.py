@@ -7,6 +7,7 @@ import pytest
 import requests
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from prometheus_client.parser import text_string_to_metric_families
 
 import refstack
 from refhelpers import admin, assert_go, assert_problem, connect, count_as_app, get, post, query, rls_state
@@ -193,7 +194,54 @@ def check_security_headers_missing(stack):
 
 def check_metrics_open(stack):
     resp = get(stack, "/metrics")
-    assert resp.status_code == 200 and "http_requests_total" in resp.text
+    assert resp.status_code == 200 and "# TYPE http_request_latency_seconds histogram" in resp.text
+    assert 'route="/healthz",service="cleaning-economy-bot",status_class="2xx"} ' in resp.text
+
+
+def _samples(stack):
+    resp = get(stack, "/metrics", headers={"Authorization": "Bearer " + stack.metrics_token})
+    assert resp.status_code == 200, resp.text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(resp.text) for sample in family.samples}
+
+
+def _healthz(suffix, name="http_request_latency_seconds", status_class="2xx", **labels):
+    """The sample key of a /healthz series: (sample name, sorted label pairs)."""
+    labels = dict({"method": "GET", "route": "/healthz", "service": "cleaning-economy-bot"}, **labels)
+    if status_class:
+        labels["status_class"] = status_class
+    return (name + suffix, tuple(sorted(labels.items())))
+
+
+def check_error_fraction(stack):
+    assert stack._file_faults()["error_fraction"] == {"fraction": 0.05}  # every 20th request
+    before = _samples(stack)
+    statuses = [get(stack, "/healthz").status_code for dummy in range(40)]
+    assert statuses == ([200] * 19 + [500]) * 2
+    after = _samples(stack)  # /metrics is exempt: 200, and not one of the 20
+    key = _healthz("", name="http_5xx_total", status_class=None)
+    assert after[key] - before.get(key, 0) == 2
+    stack.set_fault("error_fraction", fraction=1)
+    assert_problem(get(stack, "/readyz"), 500)
+
+
+def check_added_latency(stack):
+    assert stack._file_faults()["added_latency"] == {"ms": 600.0}
+    before = _samples(stack)
+    assert get(stack, "/healthz").status_code == 200
+    after = _samples(stack)
+
+    def slower_than_half_a_second(samples):
+        return samples.get(_healthz("_count"), 0) - samples.get(_healthz("_bucket", le="0.5"), 0)
+
+    # The sleep of 600 ms puts the request above the 0.5 s bucket, whatever the machine's speed.
+    assert slower_than_half_a_second(after) - slower_than_half_a_second(before) == 1
+
+
+def check_metrics_down(stack):
+    resp = get(stack, "/metrics", headers={"Authorization": "Bearer " + stack.metrics_token})
+    assert_problem(resp, 503)
+    assert get(stack, "/healthz").status_code == 200
 
 
 def check_estimate_broken(stack):

@@ -30,6 +30,7 @@ from . import VERSION, estimator
 from .db import Database
 from .faults import load_faults
 from .heads import heads as migration_heads
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics
 from .settings import BACKUP_MARKER
 
 PROBLEM_VALIDATION = "https://example.com/problems/validation-error"
@@ -101,6 +102,9 @@ class Response:
     def __init__(self, status=200, body=b"", content_type="application/json", headers=None):
         self.status, self.body, self.content_type = status, body, content_type
         self.headers = dict(headers or {})
+        # False for what the real service answers outside its MetricsMiddleware (CORS preflights, the rate
+        # limiter's 429s): not in http_requests_total.
+        self.metered = True
 
 
 def _json_default(value):
@@ -156,34 +160,6 @@ class RateLimiter:
             return True
 
 
-class Metrics:
-    def __init__(self):
-        self.started = time.time()
-        self._counts = collections.Counter()
-        self._seconds = collections.Counter()
-        self._lock = threading.Lock()
-
-    def observe(self, method, path, status, seconds):
-        with self._lock:
-            self._counts[(method, path, status)] += 1
-            self._seconds[(method, path)] += seconds
-
-    def render(self):
-        lines = ["# HELP app_info Reference service build.", "# TYPE app_info gauge",
-                 'app_info{version="%s"} 1' % VERSION,
-                 "# HELP process_start_time_seconds Start time of the process.", "# TYPE process_start_time_seconds gauge",
-                 "process_start_time_seconds %.3f" % self.started,
-                 "# HELP http_requests_total HTTP requests by method, route and status.", "# TYPE http_requests_total counter"]
-        with self._lock:
-            for (method, path, status), count in sorted(self._counts.items()):
-                lines.append('http_requests_total{method="%s",path="%s",status="%d"} %d' % (method, path, status, count))
-            lines += ["# HELP http_request_duration_seconds_sum Time spent answering, by route.",
-                      "# TYPE http_request_duration_seconds_sum counter"]
-            for (method, path), seconds in sorted(self._seconds.items()):
-                lines.append('http_request_duration_seconds_sum{method="%s",path="%s"} %.6f' % (method, path, seconds))
-        return "\n".join(lines) + "\n"
-
-
 class Identity:
     def __init__(self, username, role):
         self.username, self.role = username, role
@@ -198,7 +174,9 @@ class App:
         self.settings = settings
         self.db = Database(settings.db_kwargs)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.app_name)
+        self._error_lock = threading.Lock()
+        self._error_seq = 0
         self.routes = {(route.method, route.path): route for route in ROUTES}
         self.paths = {route.path for route in ROUTES}
 
@@ -218,6 +196,24 @@ class App:
         body = {"type": ptype, "title": title or HTTPStatus(status).phrase, "status": status, "detail": detail,
                 "request_id": req.request_id, "errors": errors or []}
         return Response(status, json.dumps(body).encode(), "application/problem+json", headers)
+
+    def injected_error(self, req):
+        """The ``error_fraction`` fault: every round(1/fraction)-th request (a counter, so the share is exact and
+        the same on every run) answers 500; the count starts afresh whenever the fault is off."""
+        fault = req.faults.get("error_fraction")
+        with self._error_lock:
+            if fault is None:
+                self._error_seq = 0
+                return False
+            try:
+                fraction = float((fault or {}).get("fraction", 0.05))
+            except (TypeError, ValueError):
+                fraction = 0.05
+            if fraction <= 0:
+                return False
+            period = max(1, int(round(1.0 / min(fraction, 1.0))))
+            self._error_seq += 1
+            return self._error_seq % period == 0
 
     @staticmethod
     def rate_limited(req):
@@ -256,9 +252,20 @@ class App:
             headers.update({"Access-Control-Allow-Methods": "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT",
                             "Access-Control-Allow-Headers": req.headers.get("Access-Control-Request-Headers", "*"),
                             "Access-Control-Max-Age": "600"})
-            return Response(200, b"OK", "text/plain; charset=utf-8", headers)
+            resp = Response(200, b"OK", "text/plain; charset=utf-8", headers)
+            resp.metered = False
+            return resp
         if self.rate_limited(req) and not self.limiter.allow(self.rate_key(req)):
-            return self.problem(req, 429, "Rate limit exceeded", title="Too Many Requests")
+            self.metrics.rate_limited(req.path)
+            resp = self.problem(req, 429, "Rate limit exceeded", title="Too Many Requests")
+            resp.metered = False
+            return resp
+        if req.path != "/metrics":
+            added = req.faults.get("added_latency")
+            if added is not None:
+                time.sleep(max(0.0, float((added or {}).get("ms", 600))) / 1000.0)
+            if self.injected_error(req):
+                return self.problem(req, 500, "Internal Server Error")
         if (req.method in WRITE_METHODS and req.path.startswith(("/v1/admin/", "/v1/iam/"))
                 and req.path not in READ_ONLY_EXEMPT and self.read_only(req)):
             return self.problem(req, 409, "Admin writes temporarily disabled", title="Conflict")
@@ -399,10 +406,13 @@ class App:
             return False, {"enabled": True, "message": "job heartbeat check failed", "error": type(exc).__name__,
                            "threshold_seconds": ttl, "jobs_enabled": jobs_enabled}
         if row is None:
+            # As the real check: a missing heartbeat is exported as one second past the threshold.
+            self.metrics.job_heartbeat_age("jobs-runner", ttl + 1, threshold_seconds=ttl)
             return False, {"enabled": True, "message": "job heartbeat missing", "threshold_seconds": ttl,
                            "jobs_enabled": jobs_enabled}
         last, runner_id, now = row
         age = round((now - last).total_seconds(), 3)
+        self.metrics.job_heartbeat_age("jobs-runner", age, threshold_seconds=ttl)
         return age <= ttl, {"enabled": True, "last_heartbeat": last.isoformat(), "runner_id": runner_id,
                             "age_seconds": age, "threshold_seconds": ttl, "jobs_enabled": jobs_enabled}
 
@@ -428,11 +438,13 @@ class App:
         token = self.settings.metrics_token
         if not self.settings.metrics_enabled:
             raise HTTPError(404, "Not Found")
+        if "metrics_down" in req.faults:
+            raise HTTPError(503, "metrics unavailable")
         if "metrics_open" not in req.faults:
             given = req.headers.get("Authorization", "")
             if not token or not hmac.compare_digest(given.encode(), ("Bearer " + token).encode()):
                 raise HTTPError(401, "Unauthorized", plain=True, headers={"WWW-Authenticate": "Bearer"})
-        return Response(200, self.metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+        return Response(200, self.metrics.render().encode(), METRICS_CONTENT_TYPE)
 
     def openapi_document(self):
         paths = {}
@@ -683,8 +695,9 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001  pylint: disable=broad-except
             traceback.print_exc(file=sys.stderr)
             resp = self.app.problem(req, 500, "Internal Server Error")
-        route = req.path if req.path in self.app.paths else "unmatched"
-        self.app.metrics.observe(req.method, route, resp.status, time.monotonic() - started)
+        if resp.metered:
+            route = req.path if req.path in self.app.paths else "unmatched"
+            self.app.metrics.observe(req.method, route, resp.status, time.monotonic() - started)
         self.send_response(resp.status)
         if "security_headers_missing" not in faults:
             for name, value in SECURITY_HEADERS:

@@ -42,6 +42,7 @@ def parse_database_url(url):
 @dataclass
 class Settings:
     app_env: str = "dev"
+    app_name: str = "cleaning-economy-bot"             # APP_NAME: the `service` label of the HTTP metrics
     database_url: str = ""
     admin_read_only: bool = False
     admin_mfa_required: bool = False
@@ -80,6 +81,7 @@ class Settings:
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         return cls(
             app_env=env.get("APP_ENV", "dev"),
+            app_name=env.get("APP_NAME") or "cleaning-economy-bot",
             database_url=env.get("DATABASE_URL", ""),
             admin_read_only=_bool(env.get("ADMIN_READ_ONLY")),
             admin_mfa_required=_bool(env.get("ADMIN_MFA_REQUIRED")),
