@@ -1,0 +1,254 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: traffic_split
+short_description: Set the canary's share of traffic in Caddy (repeated upstreams under round_robin)
+version_added: 0.2.0
+description:
+  - Writes the Caddyfile snippet O(upstreams_file) - a comment saying it is managed, then one
+    C(to host:port host:port ...) line - that the main Caddyfile imports inside its C(reverse_proxy) block
+    (C(reverse_proxy { import <upstreams_file>; lb_policy round_robin })), reloads Caddy and checks that Caddy uses
+    the upstreams it should. Used by the canary role for each traffic stage (criterion C(canary.step)).
+  - The split is made the way the real service's canary generator makes it - Caddy 2.6 has no weighted load
+    balancing policy, so each upstream is listed as often as its weight asks and C(round_robin) goes through the
+    list. The canary's O(weight) and the stable side's C(100 - weight) (per upstream, when a side has several) are
+    reduced by their greatest common divisor - weight 10 gives one canary and nine stable entries - and more than
+    O(max_units) entries are scaled down to O(max_units), the canary's count rounded half up, keeping at least one
+    canary entry for a weight above 0 and one stable entry for a weight below 100 (weight 33 gives 7 canary and
+    13 stable entries, 35 % of requests). The canary entries are spread evenly among the stable ones.
+  - Caddy 2.6.2 accepts an upstream listed several times in one C(to) line and C(round_robin) counts every
+    entry (1 canary entry among 10 gets every tenth request); its admin endpoint C(GET /reverse_proxy/upstreams)
+    lists each address once, so it shows which upstreams are in use, not their shares.
+  - The file is written only when its content changes (a second run with the same weight reports
+    C(changed=false) and does not reload), atomically - a temporary file in the same directory renamed over it,
+    keeping its mode and owner.
+  - A reload that fails puts the previous content back (or removes a file that did not exist) and fails the
+    task with Caddy's error text; nothing is left half-applied. A verification that fails after a reload puts the
+    previous file back and loads Caddy's previous configuration again (with O(reload=admin_api) the running
+    configuration is read from C(GET /config/) before the change and posted back; with O(reload=command) the
+    command is run once more).
+  - Returns one record, criterion C(canary.step), name C(canary.step.split) - C(pass) when applied (and verified,
+    unless O(verify_upstreams=false)), C(error) when the reload or the verification failed (the task fails too),
+    C(skipped) in check mode when a change would be made.
+author:
+  - CleanWithSnapshot release engineering (!UNKNOWN)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Plans only - reports the upstream list it would write and C(changed), writes nothing and reloads nothing.
+        When the file is already up to date it still verifies Caddy's upstreams (a read).
+  diff_mode:
+    support: full
+    details: The file's content before and after.
+  platform:
+    platforms: posix
+options:
+  weight:
+    description:
+      - The canary's share of requests in percent, 0 to 100. V(0) sends everything to the stable upstreams (the
+        canary is not listed), V(100) everything to the canary.
+    type: int
+    required: true
+  stable_upstreams:
+    description:
+      - The stable release's upstreams, C(host:port) each (for example V(api:8000)); at least one.
+    type: list
+    elements: str
+    required: true
+  canary_upstreams:
+    description:
+      - The canary's upstreams, C(host:port) each (for example V(api-canary:8000)); at least one, none of them
+        also a stable upstream.
+    type: list
+    elements: str
+    required: true
+  max_units:
+    description:
+      - The most entries of the C(to) line, as in the real service's generator (20 - a 5 % resolution). Must hold
+        at least one entry of each upstream the weight uses.
+    type: int
+    default: 20
+  upstreams_file:
+    description:
+      - The Caddyfile snippet to write, on the host the module runs on. Its directory must exist.
+      - When Caddy runs in a container, mount the file's directory, not the file itself - the file is replaced by a
+        rename, and a container that bind-mounts a single file keeps seeing the old one (the verification then fails
+        and the change is undone).
+    type: path
+    required: true
+  reload:
+    description:
+      - How Caddy learns of a changed file.
+      - C(admin_api) - POST the main O(caddyfile) (read on this host) to O(admin_url)C(/load) with
+        C(Content-Type text/caddyfile). Caddy adapts it itself and reads its C(import) paths on its own file
+        system - in a container those are the container's paths.
+      - C(command) - run O(reload_command) (an argument list, never a shell string), for example
+        C([docker, compose, exec, -T, caddy, caddy, reload, --config, /etc/caddy/Caddyfile]) where Caddy runs in a
+        container. Without O(reload_command), C(caddy reload --config <caddyfile> --adapter caddyfile --address
+        <admin_url's host:port>).
+      - C(none) - only write the file (Caddy reads it at its next reload or start).
+    type: str
+    choices: [admin_api, command, none]
+    default: admin_api
+  admin_url:
+    description:
+      - Caddy's admin API, for O(reload=admin_api) and O(verify_upstreams).
+    type: str
+    default: http://127.0.0.1:2019
+  caddyfile:
+    description:
+      - The path of the main Caddyfile. Required with O(reload=admin_api) (its content is posted), and with
+        O(reload=command) when O(reload_command) is not given.
+    type: path
+  reload_command:
+    description:
+      - The reload command for O(reload=command), as a list of arguments. Its first element must be an absolute
+        path or found on the PATH. A non-zero exit status is a failed reload, its C(Error:) lines (else the end of
+        its output) the error text.
+    type: list
+    elements: str
+  verify_upstreams:
+    description:
+      - After the reload, C(GET) O(admin_url)C(/reverse_proxy/upstreams) and check that the canary upstreams are
+        listed when O(weight) is above 0 (and not when it is 0), and the stable ones when it is below 100 (and not at
+        100).
+      - Defaults to true when O(reload=admin_api), else false (a Caddy in a container often has its admin API on
+        the container's loopback only).
+      - The listing holds the upstreams of every C(reverse_proxy) of the running configuration - an upstream that
+        another site also proxies to stays listed, and must not be expected to disappear.
+    type: bool
+  timeout:
+    description: Seconds to wait for each answer of Caddy's admin API.
+    type: float
+    default: 10
+"""
+
+EXAMPLES = r"""
+- name: Send 10 % of the requests to the canary
+  cleanwithsnapshot.release.traffic_split:
+    weight: 10
+    stable_upstreams: [api:8000]
+    canary_upstreams: [api-canary:8000]
+    upstreams_file: /opt/cleaning/config/caddy/upstreams.caddy
+    reload: command
+    reload_command: [docker, compose, --project-directory, /opt/cleaning, exec, -T, caddy,
+                     caddy, reload, --config, /etc/caddy/Caddyfile]
+  register: split
+
+- name: Caddy on the host, reloaded and verified through its admin API
+  cleanwithsnapshot.release.traffic_split:
+    weight: "{{ canary_stage }}"
+    stable_upstreams: [127.0.0.1:8000]
+    canary_upstreams: [127.0.0.1:8001]
+    upstreams_file: /etc/caddy/upstreams.caddy
+    caddyfile: /etc/caddy/Caddyfile
+"""
+
+RETURN = r"""
+weight:
+  description: The canary weight asked for.
+  returned: always
+  type: int
+  sample: 10
+units:
+  description: How many entries of the C(to) line go to each side.
+  returned: always
+  type: dict
+  sample: {stable: 9, canary: 1}
+canary_share:
+  description: The canary's share of requests the list gives, in percent (differs from O(weight) when capped).
+  returned: always
+  type: float
+  sample: 10.0
+upstreams:
+  description: The entries of the C(to) line, in order (written, or in check mode to be written).
+  returned: always
+  type: list
+  elements: str
+  sample: [api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api-canary:8000]
+upstreams_file:
+  description: The file written.
+  returned: always
+  type: str
+reload:
+  description: The reload method used.
+  returned: always
+  type: str
+reloaded:
+  description: Whether Caddy was reloaded with the new file (and kept it).
+  returned: always
+  type: bool
+verified:
+  description: True when Caddy's upstream listing showed the split, false when it did not, null when not checked.
+  returned: always
+  type: bool
+restored:
+  description: Whether a failed step put the previous file content back.
+  returned: always
+  type: bool
+upstreams_listed:
+  description: The addresses C(GET /reverse_proxy/upstreams) listed, when it was asked.
+  returned: when verified
+  type: list
+  elements: str
+records:
+  description:
+    - One check result record, criterion C(canary.step), name C(canary.step.split) - C(pass) (applied, and
+      verified unless verification is off), C(error) (reload or verification failed; the task fails) or C(skipped)
+      (check mode, a change would be made).
+    - C(evidence) holds C(weight), C(units), C(canary_share), C(upstreams), C(upstreams_file), C(reload),
+      C(reloaded), C(verified), C(restored), C(admin_url) and C(upstreams_listed) when verified.
+  returned: always
+  type: list
+  elements: dict
+status:
+  description: The record's status.
+  returned: always
+  type: str
+counts:
+  description: Number of records per status.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.caddy_split import (
+    REQUIRED_IF,
+    SplitInputError,
+    SplitOptions,
+    SplitPlan,
+    SplitRun,
+    argument_spec,
+)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import HttpClient
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    params = module.params
+    try:
+        plan = SplitPlan(params["weight"], params["stable_upstreams"], params["canary_upstreams"], params["max_units"])
+        options = SplitOptions(params, module.get_bin_path)
+        run = SplitRun(module, plan, options, HttpClient())
+    except SplitInputError as exc:
+        module.fail_json(msg=str(exc))
+    ok, result = run.run()
+    if ok:
+        module.exit_json(**result)
+    module.fail_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""traffic_split's pure parts: weights to repeated upstream entries (GCD, cap, rounding), the file, the checks."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import caddy_split as cs
+
+STABLE = "api:8000"
+CANARY = "api-canary:8000"
+
+
+@pytest.mark.parametrize("weight, stable, canary", [
+    (0, 1, 0),
+    (100, 0, 1),
+    (10, 9, 1),     # GCD 10
+    (25, 3, 1),
+    (50, 1, 1),
+    (75, 1, 3),
+    (5, 19, 1),     # exactly 20 entries
+    (95, 1, 19),
+    (15, 17, 3),
+    (45, 11, 9),
+    (33, 13, 7),    # 100 entries capped: 6.6 rounds to 7 canary entries
+    (1, 19, 1),     # 0.2 rounds to 0, kept at 1: a weight above 0 keeps a canary entry
+    (4, 19, 1),
+    (99, 1, 19),    # 19.8 rounds to 20, one stable entry kept: a weight below 100 keeps a stable entry
+    (96, 1, 19),
+    (48, 1, 1),     # 12:13 capped to 10:10, reduced again
+    (37, 13, 7),    # 7.4 -> 7
+])
+def test_units_of_one_stable_and_one_canary(weight, stable, canary):
+    assert cs.split_units(weight, 1, 1, 20) == (stable, canary)
+
+
+@pytest.mark.parametrize("weight", range(0, 101))
+def test_every_weight_fits_and_keeps_both_sides_it_needs(weight):
+    stable, canary = cs.split_units(weight, 1, 1, 20)
+    assert 1 <= stable + canary <= 20
+    assert (canary >= 1) == (weight > 0)
+    assert (stable >= 1) == (weight < 100)
+    # Within half an entry (2.5 %) of the asked share, but where one entry of a side must be kept.
+    error = abs(100.0 * canary / (stable + canary) - weight)
+    assert error <= 2.5 + 1e-9 or (canary == 1 and weight < 5) or (stable == 1 and weight > 95)
+
+
+@pytest.mark.parametrize("max_units, weight, stable, canary", [
+    (10, 10, 9, 1),
+    (10, 33, 7, 3),     # 3.3 -> 3
+    (10, 35, 3, 2),     # 7:13 = 20 entries > 10 -> 3.5 rounds to 4:6 -> 2:3
+    (100, 33, 67, 33),
+    (2, 1, 1, 1),
+    (1, 0, 1, 0),
+    (1, 100, 0, 1),
+])
+def test_the_cap_follows_max_units(max_units, weight, stable, canary):
+    assert cs.split_units(weight, 1, 1, max_units) == (stable, canary)
+
+
+def test_several_upstreams_per_side_share_their_side_evenly():
+    # 2 canary, 3 stable, weight 10: per upstream 5 % and 30 % -> 1 and 6 repeats (2 + 18 = 20 entries).
+    assert cs.split_units(10, 3, 2, 20) == (6, 1)
+    plan = cs.SplitPlan(10, ["s1:80", "s2:80", "s3:80"], ["c1:80", "c2:80"])
+    counts = Counter(plan.entries)
+    assert counts == {"s1:80": 6, "s2:80": 6, "s3:80": 6, "c1:80": 1, "c2:80": 1}
+    assert plan.units == {"stable": 18, "canary": 2} and plan.share == 10.0
+
+
+def test_too_few_units_for_the_upstreams_is_an_error_naming_max_units():
+    with pytest.raises(cs.SplitInputError, match=r"^max_units: 2 entries cannot list 2 stable and 1 canary"):
+        cs.split_units(10, 2, 1, 2)
+    with pytest.raises(cs.SplitInputError, match=r"^max_units: 1 entries"):
+        cs.split_units(50, 1, 1, 1)
+    with pytest.raises(cs.SplitInputError, match=r"^max_units must be 1 or more"):
+        cs.split_units(50, 1, 1, 0)
+
+
+@pytest.mark.parametrize("weight", [-1, 101, 1000])
+def test_a_weight_outside_0_to_100_names_weight(weight):
+    with pytest.raises(cs.SplitInputError, match=r"^weight must be between 0 and 100.*got %d" % weight):
+        cs.SplitPlan(weight, [STABLE], [CANARY])
+
+
+def test_interleave_spreads_the_canary_entries():
+    out = cs.interleave(["c"] * 3, ["s"] * 17)
+    assert Counter(out) == {"c": 3, "s": 17}
+    positions = [i for i, entry in enumerate(out) if entry == "c"]
+    assert all(later - earlier >= 6 for earlier, later in zip(positions, positions[1:]))
+    assert cs.interleave([], ["s"]) == ["s"] and cs.interleave(["c"], []) == ["c"]
+
+
+def test_the_file_is_a_managed_comment_and_one_to_line():
+    plan = cs.SplitPlan(10, [STABLE], [CANARY])
+    lines = plan.content.splitlines()
+    assert lines[0] == cs.MANAGED_BY
+    assert lines[1] == "# canary weight 10 %: 1 of 10 entries on the canary (10 % of requests)"
+    assert lines[2] == "to " + " ".join([STABLE] * 9 + [CANARY])
+    assert plan.content.endswith("\n") and len(lines) == 3
+    assert cs.SplitPlan(10, [STABLE], [CANARY]).content == plan.content  # deterministic
+    assert cs.SplitPlan(0, [STABLE], [CANARY]).entries == [STABLE]
+    assert cs.SplitPlan(100, [STABLE], [CANARY]).entries == [CANARY]
+    assert "(35 % of requests)" in cs.SplitPlan(33, [STABLE], [CANARY]).content
+
+
+@pytest.mark.parametrize("values, words", [
+    ([], "stable_upstreams must list at least one upstream"),
+    (["api"], "stable_upstreams[0]: 'api' is not host:port"),
+    (["api:8000", "http://api:8000"], "stable_upstreams[1]: 'http://api:8000' is not host:port"),
+    (["api:0"], "stable_upstreams[0]"),
+    (["api:65536"], "stable_upstreams[0]"),
+    (["a b:80"], "stable_upstreams[0]"),
+    (["api:80", "API:80"], "stable_upstreams[1]: api:80 is listed twice"),
+])
+def test_bad_upstreams_name_the_item(values, words):
+    with pytest.raises(cs.SplitInputError) as caught:
+        cs.check_upstreams(values, "stable_upstreams")
+    assert words in str(caught.value)
+
+
+def test_good_upstreams_are_normalised():
+    assert cs.check_upstreams(["API:08000", "10.0.0.5:80", "[::1]:8080", "a_b.local:1"], "x") == [
+        "api:8000", "10.0.0.5:80", "[::1]:8080", "a_b.local:1"]
+
+
+def test_an_upstream_on_both_sides_is_refused():
+    with pytest.raises(cs.SplitInputError, match=r"^canary_upstreams: api:8000 is also a stable upstream"):
+        cs.SplitPlan(10, [STABLE], [STABLE])
+
+
+@pytest.mark.parametrize("weight, listed, problems", [
+    (10, [STABLE, CANARY], []),
+    (10, [STABLE.upper(), CANARY], []),
+    (10, [STABLE], ["canary upstream api-canary:8000 is not in Caddy's upstreams"]),
+    (0, [STABLE], []),
+    (0, [STABLE, CANARY], ["canary upstream api-canary:8000 is still in Caddy's upstreams at weight 0"]),
+    (100, [CANARY], []),
+    (100, [STABLE, CANARY], ["stable upstream api:8000 is still in Caddy's upstreams at weight 100"]),
+    (50, [], ["canary upstream api-canary:8000 is not in Caddy's upstreams",
+              "stable upstream api:8000 is not in Caddy's upstreams"]),
+])
+def test_listing_problems(weight, listed, problems):
+    assert cs.listing_problems(listed, cs.SplitPlan(weight, [STABLE], [CANARY])) == problems
+
+
+def test_the_command_error_is_caddys_error_line():
+    err = ('{"level":"info","msg":"using provided configuration"}\n'
+           "Error: adapting config using caddyfile: /etc/caddy/Caddyfile:7 - unrecognized subdirective impor\n")
+    assert cs.command_error_text(1, "", err) == (
+        "the reload command exited with 1: Error: adapting config using caddyfile: "
+        "/etc/caddy/Caddyfile:7 - unrecognized subdirective impor")
+    assert cs.command_error_text(2, "service caddy is not running\n", "") == (
+        "the reload command exited with 2: service caddy is not running")
+    assert cs.command_error_text(1, "", "") == "the reload command exited with 1: (no output)"
+
+
+def test_admin_address_is_the_host_and_port():
+    assert cs.admin_address("http://127.0.0.1:2019") == "127.0.0.1:2019"
+    assert cs.admin_address("http://localhost:2019/") == "localhost:2019"
+    with pytest.raises(cs.SplitInputError, match="^admin_url: "):
+        cs.admin_address("localhost:2019")
