@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import alertmanager as am
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import Outcome, Response, TransportError
 
 NOW = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -198,3 +200,48 @@ def test_bad_input_names_the_option(overrides, words):
     with pytest.raises(am.InputError) as caught:
         am.AlertCheck(params(**overrides))
     assert words in str(caught.value)
+
+
+class FakeClient:
+    """Answers every request with one prepared Outcome, and keeps the specs it was given."""
+
+    def __init__(self, status=200, body=b"[]", error=None):
+        self.outcome = Outcome()
+        if error is not None:
+            self.outcome.error = error
+        else:
+            self.outcome.response = Response(status, "OK" if status == 200 else "Error", [], body, "http://x", 1.0)
+        self.specs = []
+
+    def request(self, spec, policy=None, deadline=None, budget=None):  # pylint: disable=unused-argument
+        self.specs.append(spec)
+        return self.outcome
+
+
+@pytest.mark.parametrize("client, words", [
+    (FakeClient(body=b"<html>not json</html>"), "the answer is not JSON"),
+    (FakeClient(body=b""), "the answer is not JSON: empty body"),
+    (FakeClient(body=b'{"status": "success"}'), "the answer is not a list of alerts (got a JSON dict)"),
+    (FakeClient(status=503, body=b"starting up"), "HTTP 503 Error: starting up"),
+    (FakeClient(error=TransportError("timeout", "timed out")), "no answer (timeout: timed out)"),
+])
+def test_no_usable_answer_is_an_error_record(client, words):
+    record, alerts = am.AlertCheck(params()).run(client, now=NOW)
+    assert record["status"] == "error"
+    assert record["summary"].startswith("could not decide: Alertmanager at http://am.example:9093 gave no usable answer: ")
+    assert words in record["summary"]
+    assert alerts == {"firing": [], "silenced": [], "inhibited": []}
+
+
+def test_credentials_become_the_authorization_header():
+    client = FakeClient(body=json_bytes([ANSWER[0]]))
+    record, _alerts = am.AlertCheck(params(bearer_token="tok")).run(client, now=NOW)
+    assert record["status"] == "fail"
+    assert client.specs[0].headers["Authorization"] == "Bearer tok"
+    client = FakeClient()
+    am.AlertCheck(params(url_username="ops", url_password="pw")).run(client, now=NOW)
+    assert client.specs[0].headers["Authorization"] == "Basic b3BzOnB3"
+
+
+def json_bytes(value):
+    return json.dumps(value).encode()
