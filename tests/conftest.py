@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import run_module  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-pytest_plugins = ("refstack_fixtures",)
+pytest_plugins = ("refstack_fixtures", "monitoring_fixtures")
 
 
 @pytest.fixture(scope="session", autouse=True)
