@@ -1,0 +1,265 @@
+"""traffic_split against a real Caddy 2.6.2 (the harness's Caddy): the split applied through the admin API or
+``caddy reload`` and checked with load through Caddy (the stable and canary reference services of the monitoring
+stack), idempotence, check mode, diff, bad input, and a failed reload or verification that puts everything back.
+
+Caddy 2.6.2 keeps an upstream listed several times in one ``to`` line and round_robin counts every entry, so N
+requests over a listing of N entries reach each entry once: the shares below are exact."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from modrun import run_module
+from monitoring import Caddy, free_port, http_call
+
+pytestmark = pytest.mark.integration
+
+# Upstreams that need not answer: the tests without load only look at Caddy's configuration and admin API.
+STABLE = "127.0.0.1:%d" % free_port()
+CANARY = "127.0.0.1:%d" % free_port()
+
+
+@pytest.fixture()
+def caddy(tmp_path):
+    with Caddy(tmp_path / "caddy", upstreams=[STABLE, CANARY]) as daemon:
+        yield daemon
+
+
+def split_args(caddy_daemon, weight, stable=STABLE, canary=CANARY, **extra):
+    args = {"weight": weight, "stable_upstreams": [stable], "canary_upstreams": [canary],
+            "upstreams_file": str(caddy_daemon.upstreams_file), "caddyfile": str(caddy_daemon.caddyfile),
+            "admin_url": caddy_daemon.admin_url}
+    args.update(extra)
+    return args
+
+
+def split(args, check_mode=False):
+    result = run_module("traffic_split", args, check_mode=check_mode)
+    assert "Traceback" not in result.raw
+    return result
+
+
+def to_line(caddy_daemon):
+    """The upstreams of the file's ``to`` line, in order (comment lines skipped)."""
+    lines = [line.split() for line in caddy_daemon.upstreams_file.read_text().splitlines()]
+    return next(words[1:] for words in lines if words[:1] == ["to"])
+
+
+def listed(caddy_daemon):
+    return sorted(entry["address"] for entry in caddy_daemon.upstreams())
+
+
+def running_config(caddy_daemon):
+    status, body = http_call("GET", caddy_daemon.admin_url + "/config/")
+    assert status == 200
+    return json.loads(body.decode())
+
+
+def broken_copy(caddy_daemon, tmp_path):
+    """The Caddyfile with a directive Caddy does not know inside reverse_proxy: every reload of it fails."""
+    path = tmp_path / "Caddyfile.broken"
+    path.write_text(caddy_daemon.caddyfile.read_text().replace("lb_policy round_robin", "lb_policy round_robin\n\t\tfrobnicate"))
+    return path
+
+
+def test_weight_10_sends_a_tenth_of_the_requests_to_the_canary(monitoring):
+    stable, canary = monitoring.stable_hostport, monitoring.canary_hostport
+    result = split(split_args(monitoring.caddy, 10, stable=stable, canary=canary))
+    assert result["changed"] is True and not result.get("failed")
+    assert result["units"] == {"stable": 9, "canary": 1} and result["canary_share"] == 10.0
+    assert result["upstreams"] == [stable] * 9 + [canary]
+    assert to_line(monitoring.caddy) == [stable] * 9 + [canary]
+    (record,) = result["records"]
+    assert (record["criterion"], record["name"], record["status"]) == ("canary.step", "canary.step.split", "pass")
+    assert result["reloaded"] is True and result["verified"] is True
+    assert result["upstreams_listed"] == sorted([stable, canary])
+    # The admin API lists each upstream once, although the stable one is listed nine times.
+    assert listed(monitoring.caddy) == sorted([stable, canary])
+    load = monitoring.load(requests=200, concurrency=4).run()
+    assert load["by_status"] == {200: 200} and not load["errors"]
+    assert load["by_upstream"] == {stable: 180, canary: 20}
+
+
+def test_weight_0_sends_everything_to_stable_and_100_everything_to_the_canary(monitoring):
+    stable, canary = monitoring.stable_hostport, monitoring.canary_hostport
+    result = split(split_args(monitoring.caddy, 0, stable=stable, canary=canary))
+    assert result["records"][0]["status"] == "pass" and result["upstreams"] == [stable]
+    assert result["units"] == {"stable": 1, "canary": 0}
+    assert listed(monitoring.caddy) == [stable]
+    assert monitoring.load(requests=30, concurrency=3).run()["by_upstream"] == {stable: 30}
+    full = split(split_args(monitoring.caddy, 100, stable=stable, canary=canary))
+    assert full["records"][0]["status"] == "pass" and full["upstreams"] == [canary]
+    assert monitoring.load(requests=30, concurrency=3).run()["by_upstream"] == {canary: 30}
+
+
+def test_a_capped_weight_keeps_its_rounded_share(monitoring):
+    stable, canary = monitoring.stable_hostport, monitoring.canary_hostport
+    result = split(split_args(monitoring.caddy, 33, stable=stable, canary=canary))
+    assert result["units"] == {"stable": 13, "canary": 7} and result["canary_share"] == 35.0
+    load = monitoring.load(requests=200, concurrency=4).run()
+    assert load["by_upstream"] == {stable: 130, canary: 70}
+
+
+def test_the_second_run_changes_nothing(caddy):
+    args = split_args(caddy, 25)
+    first = split(args)
+    assert first["changed"] is True and first["upstreams"] == [STABLE, STABLE, STABLE, CANARY]
+    before = os.stat(caddy.upstreams_file)
+    config = running_config(caddy)
+    second = split(args)
+    assert second["changed"] is False and second["reloaded"] is False and second["verified"] is True
+    assert second["records"][0]["status"] == "pass"
+    assert "already up to date, no reload" in second["records"][0]["summary"]
+    after = os.stat(caddy.upstreams_file)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert running_config(caddy) == config
+
+
+def test_the_file_is_managed_replaced_whole_and_keeps_its_mode(caddy):
+    os.chmod(caddy.upstreams_file, 0o640)
+    result = split(split_args(caddy, 50))
+    assert result["changed"] is True
+    text = caddy.upstreams_file.read_text()
+    assert text.startswith("# Managed by cleanwithsnapshot.release.traffic_split")
+    assert text.splitlines()[-1] == "to %s %s" % (STABLE, CANARY)
+    assert stat.S_IMODE(os.stat(caddy.upstreams_file).st_mode) == 0o640
+    assert to_line(caddy) == [STABLE, CANARY]
+    leftovers = [name for name in os.listdir(caddy.upstreams_file.parent) if name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_check_mode_plans_and_changes_nothing(caddy):
+    before_text = caddy.upstreams_file.read_text()
+    config = running_config(caddy)
+    result = split(dict(split_args(caddy, 10), _ansible_diff=True), check_mode=True)
+    assert result["changed"] is True and not result.get("failed")
+    assert result["upstreams"] == [STABLE] * 9 + [CANARY]
+    assert result["records"][0]["status"] == "skipped"
+    assert "check mode: would write 10 entries" in result["records"][0]["summary"]
+    assert result["diff"]["before"] == before_text
+    assert result["diff"]["after"].splitlines()[-1] == "to " + " ".join([STABLE] * 9 + [CANARY])
+    assert caddy.upstreams_file.read_text() == before_text
+    assert running_config(caddy) == config
+    assert result["reloaded"] is False
+    # Once applied, check mode verifies for real and reports no change.
+    split(split_args(caddy, 10))
+    again = split(split_args(caddy, 10), check_mode=True)
+    assert again["changed"] is False and again["records"][0]["status"] == "pass" and again["verified"] is True
+
+
+def test_diff_shows_before_and_after(caddy):
+    result = split(dict(split_args(caddy, 50), _ansible_diff=True))
+    assert result["diff"]["before"] == "to %s %s\n" % (STABLE, CANARY)
+    assert result["diff"]["after"] == caddy.upstreams_file.read_text()
+    assert result["diff"]["before_header"] == str(caddy.upstreams_file)
+
+
+@pytest.mark.parametrize("weight", [101, -1])
+def test_a_weight_outside_0_to_100_fails_naming_weight(caddy, weight):
+    before = caddy.upstreams_file.read_text()
+    result = split(split_args(caddy, weight))
+    assert result["failed"] is True
+    assert result["msg"] == "weight must be between 0 and 100 (the canary's percentage of requests), got %d" % weight
+    assert caddy.upstreams_file.read_text() == before
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"stable_upstreams": ["http://127.0.0.1:8000"]}, "stable_upstreams[0]: 'http://127.0.0.1:8000' is not host:port"),
+    ({"canary_upstreams": []}, "canary_upstreams must list at least one upstream"),
+    ({"canary_upstreams": [STABLE]}, "canary_upstreams: %s is also a stable upstream" % STABLE),
+    ({"max_units": 1}, "max_units: 1 entries cannot list"),
+    ({"reload": "sighup"}, "value of reload must be one of"),
+    ({"caddyfile": None}, "reload is admin_api but all of the following are missing: caddyfile"),
+    ({"caddyfile": "/nonexistent/Caddyfile"}, "caddyfile: /nonexistent/Caddyfile is not a file"),
+    ({"upstreams_file": "/nonexistent/dir/upstreams"}, "upstreams_file: the directory /nonexistent/dir does not exist"),
+    ({"reload": "command", "reload_command": ["no-such-caddy", "reload"]}, "reload_command[0]: 'no-such-caddy' is not found"),
+    ({"admin_url": "127.0.0.1:2019"}, "admin_url: "),
+    ({"weight": "ten"}, "weight"),
+])
+def test_bad_input_fails_naming_the_option(caddy, overrides, words):
+    before = caddy.upstreams_file.read_text()
+    args = split_args(caddy, 10)
+    args.update(overrides)
+    args = {key: value for key, value in args.items() if value is not None}
+    result = split(args)
+    assert result["failed"] is True and words in result["msg"]
+    assert caddy.upstreams_file.read_text() == before
+
+
+def test_a_failed_admin_reload_restores_the_file_and_fails_with_caddys_error(caddy, tmp_path):
+    before = caddy.upstreams_file.read_text()
+    config = running_config(caddy)
+    result = split(split_args(caddy, 10, caddyfile=str(broken_copy(caddy, tmp_path))))
+    assert result["failed"] is True and result["changed"] is False
+    assert "unrecognized subdirective frobnicate" in result["msg"]
+    assert result["msg"].startswith("canary weight 10 % (1 canary, 9 stable of 10 entries): reload failed: Caddy refused")
+    assert result["restored"] is True and result["reloaded"] is False
+    assert result["records"][0]["status"] == "error"
+    assert caddy.upstreams_file.read_text() == before
+    assert running_config(caddy) == config
+
+
+def test_a_failed_reload_command_restores_the_file(caddy, tmp_path):
+    before = caddy.upstreams_file.read_text()
+    command = ["caddy", "reload", "--config", str(broken_copy(caddy, tmp_path)), "--adapter", "caddyfile",
+               "--address", caddy.admin_address]
+    result = split(split_args(caddy, 10, reload="command", reload_command=command))
+    assert result["failed"] is True and result["restored"] is True
+    assert result["msg"].startswith("canary weight 10 % (1 canary, 9 stable of 10 entries): reload failed: "
+                                    "the reload command exited with 1: Error: ")
+    assert "unrecognized subdirective frobnicate" in result["msg"]
+    assert caddy.upstreams_file.read_text() == before
+
+
+def test_a_failed_reload_removes_a_file_that_did_not_exist(caddy, tmp_path):
+    new_file = caddy.upstreams_file.parent / "new-upstreams.caddy"
+    result = split(split_args(caddy, 10, upstreams_file=str(new_file), reload="command", reload_command=["false"]))
+    assert result["failed"] is True and result["restored"] is True
+    assert "the reload command exited with 1" in result["msg"]
+    assert not new_file.exists()
+
+
+def test_the_default_reload_command_is_caddy_reload(caddy):
+    result = split(split_args(caddy, 50, reload="command", verify_upstreams=True))
+    assert result["changed"] is True and result["reloaded"] is True and result["verified"] is True
+    assert result["records"][0]["status"] == "pass"
+    assert "caddy reload --config %s --adapter caddyfile --address %s" % (caddy.caddyfile, caddy.admin_address) \
+        in result["records"][0]["summary"]
+    zero = split(split_args(caddy, 0, reload="command", verify_upstreams=True))
+    assert zero["records"][0]["status"] == "pass" and listed(caddy) == [STABLE]
+
+
+def test_a_verification_that_fails_puts_the_previous_file_and_configuration_back(caddy, tmp_path):
+    split(split_args(caddy, 50))
+    before = caddy.upstreams_file.read_text()
+    config = running_config(caddy)
+    # A Caddyfile that does not import the upstreams file: it loads, but the canary never shows up.
+    static = tmp_path / "Caddyfile.static"
+    static.write_text(caddy.caddyfile.read_text().replace("import %s" % caddy.upstreams_file, "to %s" % STABLE))
+    result = split(split_args(caddy, 10, caddyfile=str(static)))
+    assert result["failed"] is True and result["verified"] is False and result["restored"] is True
+    assert "verify failed: Caddy's upstreams do not show the split: canary upstream %s is not in Caddy's upstreams" \
+        % CANARY in result["msg"]
+    assert "Caddy's previous configuration was loaded again" in result["msg"]
+    assert caddy.upstreams_file.read_text() == before
+    assert running_config(caddy) == config
+    assert listed(caddy) == sorted([STABLE, CANARY])
+
+
+def test_reload_none_only_writes_the_file(caddy):
+    config = running_config(caddy)
+    result = split(split_args(caddy, 10, reload="none"))
+    assert result["changed"] is True and result["reloaded"] is False and result["verified"] is None
+    assert "reload=none" in result["records"][0]["summary"]
+    assert to_line(caddy) == [STABLE] * 9 + [CANARY]
+    assert running_config(caddy) == config
+
+
+def test_an_unreachable_admin_api_changes_nothing(caddy):
+    before = caddy.upstreams_file.read_text()
+    result = split(split_args(caddy, 10, admin_url="http://127.0.0.1:%d" % free_port(), timeout=2))
+    assert result["failed"] is True and "did not answer" in result["msg"] and "nothing was changed" in result["msg"]
+    assert caddy.upstreams_file.read_text() == before
