@@ -1,0 +1,270 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the cleanwithsnapshot.release collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where the metrics analysis reads its numbers, over the collection's one HTTP layer (http_client).
+
+* ``PrometheusAPI`` - the Prometheus HTTP API: instant queries (``/api/v1/query``), range queries
+  (``/api/v1/query_range``), the scrape targets (``/api/v1/targets``) and the loaded rules (``/api/v1/rules``).
+  Transport failures, HTTP errors and Prometheus's own errors (``{"status": "error", "errorType": "bad_data",
+  "error": "..."}``, for example a malformed PromQL) become a ``SourceError`` that carries Prometheus's text.
+* ``Scraper`` - a service's own ``/metrics`` exposition (``Authorization: Bearer <METRICS_TOKEN>`` on the real
+  service), parsed with ``prometheus_client``'s parser into a ``Snapshot`` of every sample. The parser is imported
+  here guarded; the module reports a missing library (``missing_required_lib``) only when the scrape source is used.
+
+Nothing here decides anything: the measurements are metrics_analysis's.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+import traceback
+import urllib.parse
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
+    RequestSpec,
+    RetryPolicy,
+    basic_auth_header,
+    safe_url,
+)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.promql_math import parse_float
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    HAS_PROMETHEUS_CLIENT = False
+    PROMETHEUS_CLIENT_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_PROMETHEUS_CLIENT = True
+    PROMETHEUS_CLIENT_IMPORT_ERROR = None
+
+# A measurement is retried at its next interval (consecutive_error_limit), so one quick retry is enough here.
+DEFAULT_POLICY = RetryPolicy(retries=1, backoff=0.2, backoff_max=1.0)
+# A real service with many routes exports tens of thousands of bucket lines.
+SCRAPE_MAX_BYTES = 32 * 1024 * 1024
+EXCERPT = 300
+
+
+class SourceError(Exception):
+    """A measurement that could not be taken: ``kind`` is transport, http, prometheus, protocol or parse."""
+
+    def __init__(self, kind, message):
+        super(SourceError, self).__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _auth_headers(options):
+    headers = {}
+    if options.get("bearer_token"):
+        headers["Authorization"] = "Bearer %s" % options["bearer_token"]
+    elif options.get("url_username"):
+        headers["Authorization"] = basic_auth_header(options["url_username"], options.get("url_password"))
+    return headers
+
+
+def _excerpt(response, secrets):
+    text = " ".join(response.text.split())
+    if len(text) > EXCERPT:
+        text = text[:EXCERPT] + "..."
+    return secrets.text(text)
+
+
+def _no_answer(what, outcome, secrets):
+    message = outcome.error.message if outcome.error is not None else "no answer"
+    if outcome.gave_up:
+        message = "%s (%s)" % (message, outcome.gave_up)
+    return SourceError("transport", secrets.text("%s did not answer: %s" % (what, message)))
+
+
+class QueryResult:
+    """A query's answer: ``result_type`` (vector, matrix, scalar) and ``series`` ``[(labels, [(ts, value)])]``."""
+
+    def __init__(self, result_type, series, warnings=None):
+        self.result_type = result_type
+        self.series = series
+        self.warnings = list(warnings or [])
+
+
+def _points(raw, where):
+    try:
+        return [(float(ts), parse_float(value)) for ts, value in raw]
+    except (TypeError, ValueError):
+        raise SourceError("protocol", "%s: the answer's samples are not [timestamp, value] pairs" % where)
+
+
+def parse_query_data(data, warnings=None):
+    """The ``data`` of a query answer -> QueryResult; a string result or an unknown shape is a SourceError."""
+    if not isinstance(data, dict) or "resultType" not in data:
+        raise SourceError("protocol", "the answer has no data.resultType: not a Prometheus query answer")
+    kind = data.get("resultType")
+    result = data.get("result")
+    if kind == "scalar":
+        return QueryResult(kind, [({}, _points([result], "scalar"))], warnings)
+    if kind == "vector" and isinstance(result, list):
+        return QueryResult(kind, [(dict(item.get("metric") or {}), _points([item.get("value")], "vector"))
+                                  for item in result if isinstance(item, dict)], warnings)
+    if kind == "matrix" and isinstance(result, list):
+        return QueryResult(kind, [(dict(item.get("metric") or {}), _points(item.get("values") or [], "matrix"))
+                                  for item in result if isinstance(item, dict)], warnings)
+    raise SourceError("protocol", "the query returns a %s, not a number or a vector" % kind)
+
+
+class PrometheusAPI:
+    """The Prometheus HTTP API at ``options["url"]`` (``url``, ``bearer_token``, ``url_username``, ``url_password``,
+    ``validate_certs``, ``ca_path``, ``timeout``, ``headers``)."""
+
+    def __init__(self, options, client, secrets, policy=DEFAULT_POLICY):
+        self.base_url = options["url"].rstrip("/")
+        self.client = client
+        self.secrets = secrets
+        self.policy = policy
+        self.headers = {"Accept": "application/json"}
+        self.headers.update(_auth_headers(options))
+        self.headers.update(options.get("headers") or {})
+        self.timeout = float(options.get("timeout") or 10.0)
+        self.validate_certs = options.get("validate_certs", True) is not False
+        self.ca_path = options.get("ca_path")
+        self.requests_sent = 0
+
+    @property
+    def where(self):
+        return "Prometheus at %s" % safe_url(self.base_url)
+
+    def get(self, path, params, deadline):
+        """GET an API path; ``(data, warnings)`` of a ``status: success`` answer, else a SourceError."""
+        url = "%s%s?%s" % (self.base_url, path, urllib.parse.urlencode(params or {}))
+        spec = RequestSpec(url, headers=self.headers, timeout=self.timeout, validate_certs=self.validate_certs,
+                           ca_path=self.ca_path)
+        outcome = self.client.request(spec, self.policy, deadline)
+        self.requests_sent += len(outcome.attempts)
+        response = outcome.response
+        if response is None:
+            raise _no_answer(self.where, outcome, self.secrets)
+        document = response.json()
+        if isinstance(document, dict) and document.get("status") == "error":
+            raise SourceError("prometheus", self.secrets.text("%s answered %d %s: %s" % (
+                self.where, response.status, document.get("errorType") or "error", document.get("error") or "")))
+        if response.status != 200:
+            raise SourceError("http", "%s answered HTTP %d %s: %s" % (
+                self.where, response.status, response.reason, _excerpt(response, self.secrets)))
+        if not isinstance(document, dict) or document.get("status") != "success":
+            raise SourceError("protocol", "%s: not a Prometheus API answer (%s): %s" % (
+                self.where, response.json_error or "no status: success", _excerpt(response, self.secrets)))
+        return document.get("data"), document.get("warnings")
+
+    def instant(self, query, deadline):
+        data, warnings = self.get("/api/v1/query", {"query": query}, deadline)
+        return parse_query_data(data, warnings)
+
+    def range(self, query, start, end, step, deadline):
+        data, warnings = self.get("/api/v1/query_range", {"query": query, "start": "%.3f" % start,
+                                                          "end": "%.3f" % end, "step": "%g" % step}, deadline)
+        return parse_query_data(data, warnings)
+
+    def targets(self, deadline):
+        """The active scrape targets ``[{job, instance, health, last_error, scrape_url}]``."""
+        data, _warnings = self.get("/api/v1/targets", {"state": "active"}, deadline)
+        if not isinstance(data, dict) or not isinstance(data.get("activeTargets"), list):
+            raise SourceError("protocol", "%s: /api/v1/targets has no data.activeTargets" % self.where)
+        targets = []
+        for item in data["activeTargets"]:
+            labels = item.get("labels") or {}
+            targets.append({"job": labels.get("job") or item.get("scrapePool"), "instance": labels.get("instance"),
+                            "health": item.get("health") or "unknown", "last_error": item.get("lastError") or "",
+                            "scrape_url": safe_url(item.get("scrapeUrl") or "")})
+        return targets
+
+    def rules(self, deadline):
+        """The loaded rules ``[{name, type, health, group, last_error}]``."""
+        data, _warnings = self.get("/api/v1/rules", {}, deadline)
+        if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
+            raise SourceError("protocol", "%s: /api/v1/rules has no data.groups" % self.where)
+        rules = []
+        for group in data["groups"]:
+            for rule in group.get("rules") or []:
+                rules.append({"name": rule.get("name"), "type": rule.get("type"), "health": rule.get("health"),
+                              "group": group.get("name"), "last_error": rule.get("lastError") or ""})
+        return rules
+
+
+class Snapshot:
+    """One scrape of one target: ``samples`` ``{(sample_name, ((label, value), ...)): value}`` (labels sorted),
+    ``at`` (epoch seconds) and ``mono`` (monotonic seconds) when the answer arrived."""
+
+    def __init__(self, samples, at, mono, url):
+        self.samples = samples
+        self.at = at
+        self.mono = mono
+        self.url = url
+
+    def select(self, name, match=None):
+        """``{key: value}`` of the samples called ``name`` whose labels hold every ``match`` pair."""
+        match = match or {}
+        selected = {}
+        for key, value in self.samples.items():
+            if key[0] != name:
+                continue
+            if match:
+                labels = dict(key[1])
+                if any(labels.get(label) != wanted for label, wanted in match.items()):
+                    continue
+            selected[key] = value
+        return selected
+
+
+def parse_exposition(text):
+    """The samples of a Prometheus text exposition -> ``{(name, sorted label pairs): value}`` (SourceError when
+    the text is not an exposition)."""
+    samples = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                samples[key] = float(sample.value)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise SourceError("parse", "not a Prometheus text exposition: %s" % exc)
+    return samples
+
+
+class Scraper:
+    """Scrapes a target ``{variant, url, bearer_token, headers}`` with the scrape options (``timeout``,
+    ``validate_certs``, ``ca_path``)."""
+
+    def __init__(self, options, client, secrets, policy=DEFAULT_POLICY, wall=time.time, clock=time.monotonic):
+        self.client = client
+        self.secrets = secrets
+        self.policy = policy
+        self.timeout = float(options.get("timeout") or 10.0)
+        self.validate_certs = options.get("validate_certs", True) is not False
+        self.ca_path = options.get("ca_path")
+        self.wall = wall
+        self.clock = clock
+        self.requests_sent = 0
+
+    def scrape(self, target, deadline):
+        headers = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
+        headers.update(_auth_headers(target))
+        headers.update(target.get("headers") or {})
+        where = "the %s target %s" % (target["variant"], safe_url(target["url"]))
+        spec = RequestSpec(target["url"], headers=headers, timeout=self.timeout, validate_certs=self.validate_certs,
+                           ca_path=self.ca_path, max_body_bytes=SCRAPE_MAX_BYTES)
+        outcome = self.client.request(spec, self.policy, deadline)
+        self.requests_sent += len(outcome.attempts)
+        response = outcome.response
+        if response is None:
+            raise _no_answer(where, outcome, self.secrets)
+        if response.status == 401:
+            raise SourceError("http", "%s answered 401: the bearer token is missing or wrong (the real service wants "
+                                      "Authorization: Bearer <METRICS_TOKEN>): %s" % (where, _excerpt(response, self.secrets)))
+        if response.status != 200:
+            raise SourceError("http", "%s answered HTTP %d %s: %s" % (
+                where, response.status, response.reason, _excerpt(response, self.secrets)))
+        if response.truncated:
+            raise SourceError("parse", "%s: the exposition is larger than %d bytes" % (where, SCRAPE_MAX_BYTES))
+        try:
+            samples = parse_exposition(response.text)
+        except SourceError as exc:
+            raise SourceError("parse", "%s: %s" % (where, self.secrets.text(exc.message)))
+        return Snapshot(samples, self.wall(), self.clock(), target["url"])
