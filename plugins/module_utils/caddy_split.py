@@ -11,17 +11,20 @@ canary entry and a weight below 100 at least one stable entry.
 
 Caddy's admin endpoint ``GET /reverse_proxy/upstreams`` lists each upstream address once, however often it is
 repeated, and only the upstreams of the running configuration (a reload drops the others): it proves which
-upstreams are in use, not their shares; the shares are what the file says.
+upstreams are in use, not their shares. The shares are checked in the running configuration (``GET /config/``):
+a reverse_proxy handler must dial the upstreams as often as the file lists them.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import math
 import os
 import re
 import tempfile
+from collections import Counter
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
@@ -179,6 +182,37 @@ def listing_problems(listed, plan):
             elif not wanted and upstream in listed:
                 problems.append("%s upstream %s is still in Caddy's upstreams at weight %d" % (side, upstream, plan.weight))
     return problems
+
+
+def reverse_proxies(config):
+    """Every reverse_proxy handler object of a Caddy JSON configuration, wherever it is nested."""
+    if isinstance(config, dict):
+        if config.get("handler") == "reverse_proxy":
+            yield config
+        for value in config.values():
+            for found in reverse_proxies(value):
+                yield found
+    elif isinstance(config, list):
+        for item in config:
+            for found in reverse_proxies(item):
+                yield found
+
+
+def config_problems(config, plan):
+    """Whether a reverse_proxy of the running configuration lists the plan's upstreams as often as the file does
+    (its other upstreams, if any, aside): the shares, which the upstream listing cannot show."""
+    ours = set(plan.stable) | set(plan.canary)
+    wanted = Counter(plan.entries)
+    seen = []
+    for handler in reverse_proxies(config):
+        dials = [to_text(item.get("dial", "")).lower() for item in handler.get("upstreams") or [] if isinstance(item, dict)]
+        counts = Counter(dial for dial in dials if dial in ours)
+        if counts == wanted:
+            return []
+        if counts:
+            seen.append(", ".join("%s x%d" % item for item in sorted(counts.items())))
+    return ["no reverse_proxy of Caddy's running configuration lists %s (found: %s)" % (
+        ", ".join("%s x%d" % item for item in sorted(wanted.items())), "; ".join(seen) or "none with these upstreams")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,6 +435,12 @@ class SplitRun:
         if problems:
             return "Caddy's upstreams do not show the split: %s (listed: %s)" % (
                 "; ".join(problems), join_limited(sorted(set(listed))))
+        config, problem = running_config(self.client, self.options.admin_url, self.options.timeout)
+        if problem:
+            return problem
+        problems = config_problems(json.loads(to_text(config)), self.plan)
+        if problems:
+            return "Caddy's running configuration does not hold the split: %s" % "; ".join(problems)
         self.result["verified"] = True
         return None
 

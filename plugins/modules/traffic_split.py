@@ -26,7 +26,8 @@ description:
     13 stable entries, 35 % of requests). The canary entries are spread evenly among the stable ones.
   - Caddy 2.6.2 accepts an upstream listed several times in one C(to) line and C(round_robin) counts every
     entry (1 canary entry among 10 gets every tenth request); its admin endpoint C(GET /reverse_proxy/upstreams)
-    lists each address once, so it shows which upstreams are in use, not their shares.
+    lists each address once, so it shows which upstreams are in use, not their shares - O(verify_upstreams) reads
+    the shares from the running configuration.
   - The file is written only when its content changes (a second run with the same weight reports
     C(changed=false) and does not reload), atomically - a temporary file in the same directory renamed over it,
     keeping its mode and owner.
@@ -83,8 +84,8 @@ options:
     description:
       - The Caddyfile snippet to write, on the host the module runs on. Its directory must exist.
       - When Caddy runs in a container, mount the file's directory, not the file itself - the file is replaced by a
-        rename, and a container that bind-mounts a single file keeps seeing the old one (the verification then fails
-        and the change is undone).
+        rename, and a container that bind-mounts a single file keeps seeing the old one (with O(verify_upstreams)
+        the running configuration then does not hold the new split, and the change is undone).
     type: path
     required: true
   reload:
@@ -123,6 +124,9 @@ options:
       - After the reload, C(GET) O(admin_url)C(/reverse_proxy/upstreams) and check that the canary upstreams are
         listed when O(weight) is above 0 (and not when it is 0), and the stable ones when it is below 100 (and not at
         100).
+      - That listing names each upstream once, however often it is repeated, so the shares are checked in the
+        running configuration too (C(GET /config/)) - a C(reverse_proxy) handler must list the upstreams of this
+        module as often as the file does (other upstreams of that handler, if any, aside).
       - Defaults to true when O(reload=admin_api), else false (a Caddy in a container often has its admin API on
         the container's loopback only).
       - The listing holds the upstreams of every C(reverse_proxy) of the running configuration - an upstream that

@@ -263,3 +263,19 @@ def test_an_unreachable_admin_api_changes_nothing(caddy):
     result = split(split_args(caddy, 10, admin_url="http://127.0.0.1:%d" % free_port(), timeout=2))
     assert result["failed"] is True and "did not answer" in result["msg"] and "nothing was changed" in result["msg"]
     assert caddy.upstreams_file.read_text() == before
+
+
+def test_verification_checks_the_shares_not_only_the_upstreams(caddy, tmp_path):
+    # Caddy serving both upstreams 1:1 from a Caddyfile of its own (as when it reads a stale copy of the file): the
+    # upstream listing looks right for weight 10, the running configuration's repeat counts do not.
+    before = caddy.upstreams_file.read_text()
+    stale = tmp_path / "Caddyfile.stale"
+    stale.write_text(caddy.caddyfile.read_text().replace("import %s" % caddy.upstreams_file, "to %s %s" % (STABLE, CANARY)))
+    result = split(split_args(caddy, 10, caddyfile=str(stale)))
+    assert result["failed"] is True and result["restored"] is True
+    assert result["upstreams_listed"] == sorted([STABLE, CANARY])
+    wanted = ", ".join("%s x%d" % item for item in sorted({STABLE: 9, CANARY: 1}.items()))
+    found = ", ".join("%s x1" % address for address in sorted([STABLE, CANARY]))
+    assert ("Caddy's running configuration does not hold the split: no reverse_proxy of Caddy's running configuration "
+            "lists %s (found: %s)" % (wanted, found)) in result["msg"]
+    assert caddy.upstreams_file.read_text() == before

@@ -159,3 +159,24 @@ def test_admin_address_is_the_host_and_port():
     assert cs.admin_address("http://localhost:2019/") == "localhost:2019"
     with pytest.raises(cs.SplitInputError, match="^admin_url: "):
         cs.admin_address("localhost:2019")
+
+
+def proxy_config(*dial_lists):
+    """A Caddy JSON configuration with one reverse_proxy handler per dial list, nested as Caddy nests them."""
+    routes = [{"handle": [{"handler": "subroute", "routes": [{"handle": [
+        {"handler": "reverse_proxy", "upstreams": [{"dial": dial} for dial in dials]}]}]}]} for dials in dial_lists]
+    return {"apps": {"http": {"servers": {"srv0": {"listen": [":80"], "routes": routes}}}}}
+
+
+def test_the_running_configuration_must_hold_the_shares():
+    plan = cs.SplitPlan(10, [STABLE], [CANARY])
+    assert cs.config_problems(proxy_config([STABLE] * 9 + [CANARY]), plan) == []
+    # Order, other upstreams of the handler and other handlers do not matter; the counts do.
+    assert cs.config_problems(proxy_config(["other:1"], [CANARY] + [STABLE] * 9 + ["extra:2"]), plan) == []
+    assert cs.config_problems(proxy_config([STABLE, CANARY]), plan) == [
+        "no reverse_proxy of Caddy's running configuration lists api-canary:8000 x1, api:8000 x9 "
+        "(found: api-canary:8000 x1, api:8000 x1)"]
+    assert cs.config_problems(proxy_config(["other:1"]), plan) == [
+        "no reverse_proxy of Caddy's running configuration lists api-canary:8000 x1, api:8000 x9 "
+        "(found: none with these upstreams)"]
+    assert cs.config_problems(None, plan)
