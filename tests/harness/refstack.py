@@ -8,6 +8,9 @@ Library:
     stack.start()            # roles + database, alembic upgrade head, backup marker, jobs once, service
     stack.set_fault("rls_disabled", table="leads")
     stack.clear_faults()     # back to the healthy (GO) state, database included
+    canary = stack.extra_service(canary_dir, APP_NAME="api-canary")   # a second process, faults of its own
+    canary.set_fault("error_fraction", fraction=0.05)                  # in canary_dir/faults.json
+    canary.clear_faults(); canary.stop()
     stack.stop()             # service stopped, database and roles dropped
 
 CLI:
