@@ -960,8 +960,9 @@ def metric_summary(run):
         text = "%s: %s: %s%s" % (label, "error" if run.phase == ERROR else "inconclusive", run.note,
                                  "; last: %s" % last.reason if last is not None and last.reason else "")
     elif run.phase == ERROR:
-        text = "%s: error: %s; %d errors in a row (limit %d)" % (
-            label, last.reason, run.consecutive_errors, metric.consecutive_error_limit)
+        text = "%s: error: %s; %d error%s in a row (limit %d)" % (
+            label, last.reason, run.consecutive_errors, "" if run.consecutive_errors == 1 else "s",
+            metric.consecutive_error_limit)
     elif last is not None and last.outcome == M_INCONCLUSIVE:
         text = "%s: %s %s" % (label, last.reason, at)
     else:
