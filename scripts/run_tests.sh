@@ -9,6 +9,11 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 stage=${1:-all}
 failed=()
 
+monitoring_packages() {
+  # Prometheus, Alertmanager and Caddy for the SLO, alert and canary tests: installed as root, else named.
+  bash scripts/system_packages.sh ensure monitoring || failed+=("monitoring-packages")
+}
+
 run_pytest() {
   local label=$1; shift
   echo "=== $label"
@@ -63,7 +68,7 @@ release_scenario() {
 
 case "$stage" in
   unit) run_pytest unit tests/unit ;;
-  integration) run_pytest integration tests/integration tests/reference_service ;;
+  integration) monitoring_packages; run_pytest integration tests/integration tests/reference_service ;;
   sanity) sanity ;;
   lint) lint ;;
   molecule) molecule ;;
@@ -74,6 +79,10 @@ case "$stage" in
     # The release scenario spends most of its time waiting for the service's rate-limit window between playbook
     # runs, so it runs beside the other stages (its own stack, ports, HOME and rate ledger); its output is
     # printed when it ends.
+    # System packages first, all at once: apt-get takes one lock (the scenario's podman_env.sh asks for its own).
+    monitoring_packages
+    # (when the containers cannot be installed, the scenario itself says so and fails)
+    bash scripts/system_packages.sh check containers >/dev/null 2>&1 || bash scripts/system_packages.sh ensure containers || true
     release_log=$(mktemp "${TMPDIR:-/tmp}/cws-release-scenario.XXXXXX")
     ( release_scenario ) >"$release_log" 2>&1 &
     release_pid=$!
