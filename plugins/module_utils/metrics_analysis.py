@@ -88,7 +88,7 @@ MONITORING_CRITERION = "monitoring.configured"
 DEFAULTS = {"interval": 30.0, "count": 3, "failure_limit": 0, "inconclusive_limit": 0, "consecutive_error_limit": 4,
             "blocking": True, "dry_run": False, "quantile": 0.95}
 SCRAPE_METRICS = {"requests_metric": "http_requests_total", "latency_metric": "http_request_latency_seconds",
-                  "status_label": "status_class"}
+                  "status_label": "status_class", "route_label": "route", "exclude_routes": ["/metrics"]}
 MAX_THREADS = 16
 
 
@@ -648,11 +648,20 @@ class Window:
         self.seconds = sum(a.mono - b.mono for b, a in zip(before, after)) / float(len(after))
         self.at = max(a.at for a in after)
 
+    def _kept(self, key):
+        """Not a request to an excluded route (the scrapes of /metrics themselves are counted by the service)."""
+        excluded = self.names.get("exclude_routes") or ()
+        return not excluded or dict(key[1]).get(self.names["route_label"]) not in excluded
+
+    def _select(self, snapshot, name, match):
+        return dict((key, value) for key, value in snapshot.select(name, match).items() if self._kept(key))
+
     def increases(self, name, match):
         """``{(target, key): increase}`` of the series called ``name`` holding ``match``."""
         found = {}
         for position, (before, after) in enumerate(zip(self.before, self.after)):
-            for key, value in pm.series_increase(before.select(name, match), after.select(name, match)).items():
+            increases = pm.series_increase(self._select(before, name, match), self._select(after, name, match))
+            for key, value in increases.items():
                 found[(position, key)] = value
         return found
 
@@ -669,7 +678,7 @@ class Window:
         totals = {}
         name = self.names["latency_metric"] + "_bucket"
         for before, after in zip(self.before, self.after):
-            for bound, count in pm.bucket_increase(before.select(name, match), after.select(name, match)):
+            for bound, count in pm.bucket_increase(self._select(before, name, match), self._select(after, name, match)):
                 totals[bound] = totals.get(bound, 0.0) + count
         return sorted(totals.items())
 
@@ -910,9 +919,15 @@ def _worst(run):
     if not good:
         return "none"
     if metric.condition is None:
-        worst = max(m.detail.get("degradation", 0.0) for m in good)
-        return "%s %s %s" % (fmt(abs(worst), metric.unit), "above" if (worst > 0) == (metric.compare["worse"] == "higher")
-                             else "below", metric.compare["baseline_label"])
+        compare = metric.compare
+        word = "above" if compare["worse"] == "higher" else "below"
+        worst = max(good, key=lambda m: m.detail.get("degradation", 0.0))
+        if worst.detail.get("degradation", 0.0) <= 0:
+            return "never %s %s" % (word, compare["baseline_label"])
+        ratio = worst.detail.get("degradation_ratio")
+        return "%s%s %s %s" % (fmt(worst.detail["degradation"], metric.unit),
+                               " (%s %%)" % _trim(ratio * 100.0) if pm.is_finite(ratio) else "", word,
+                               compare["baseline_label"])
     values = [m.value for m in good]
     return fmt(min(values) if metric.condition["op"] in ("gt", "ge") else max(values), metric.unit)
 
@@ -949,9 +964,10 @@ def metric_summary(run):
     at = "at measurement %d of %d" % (run.taken, metric.count)
     last = run.decided_by or (run.measurements[-1] if run.measurements else None)
     if run.phase == SUCCESSFUL:
-        text = "%s: %d of %d measurements successful, %s (worst %s)%s" % (
-            label, run.counts[M_SUCCESSFUL], metric.count, _what(metric), _worst(run),
-            _tolerated(run))
+        worst = _worst(run)
+        text = "%s: %d of %d measurements successful, %s (%s)%s" % (
+            label, run.counts[M_SUCCESSFUL], metric.count, _what(metric),
+            worst if worst.startswith("never") else "worst %s" % worst, _tolerated(run))
     elif run.phase == FAILED:
         text = "%s: %s %s%s" % (label, last.reason, at, _tolerated(run) if metric.failure_limit else "")
     elif run.phase == STOPPED:
@@ -1094,7 +1110,7 @@ def run_analysis(plan, secrets, client=None, clock=time.monotonic, sleep=time.sl
     scraper = None
     if plan["source"] == "scrape":
         scraper = Scraper(plan["scrape"], client, secrets)
-        names = dict((key, plan["scrape"][key]) for key in SCRAPE_METRICS if plan["scrape"].get(key))
+        names = dict((key, plan["scrape"][key]) for key in SCRAPE_METRICS if plan["scrape"].get(key) is not None)
         rounds = ScrapeRounds(scraper, plan["targets"], deadline, names)
     else:
         rounds = PrometheusRounds(api, deadline)

@@ -154,6 +154,18 @@ options:
             (C(5xx) or C(503)), with C(2) or C(3) a success.
         type: str
         default: status_class
+      route_label:
+        description: The label that holds the route (for O(scrape.exclude_routes)).
+        type: str
+        default: route
+      exclude_routes:
+        description:
+          - Routes whose requests are not counted by any metric. The service counts the scrapes of its own
+            C(/metrics) (this module's and Prometheus's) in C(http_requests_total); counted, they would be traffic
+            although no user sent a request, and would dilute the error rate.
+        type: list
+        elements: str
+        default: [/metrics]
   metrics:
     description:
       - The metrics to measure, all at the same time. Names must be unique.
@@ -179,6 +191,11 @@ options:
           - The real recording rules (C(sli:canary_error_rate5m) and the others) divide by C(clamp_min(total, 1)), which
             reads 0 % errors when there is no traffic at all. Either divide by the plain total (no traffic is then NaN,
             an inconclusive measurement) or set O(metrics[].traffic) - set it anyway.
+          - A service that has answered no 5xx yet has no 5xx series, so C(sum(rate(...{status_class="5xx"}[1m])))
+            is an empty vector (an inconclusive measurement, never a pass). Write the numerator as
+            C((sum(rate(...{status_class="5xx"}[1m])) or vector(0))) to read 0 % when there are requests but no errors.
+          - The service counts Prometheus's own scrapes of C(/metrics) in C(http_requests_total); leave them out with
+            C(route!="/metrics"), or a canary without any user traffic still shows traffic (and a diluted error rate).
         type: str
       range:
         description:
@@ -415,34 +432,34 @@ EXAMPLES = r"""
       variant: canary
       interval: 60
       count: 5
-      traffic:
-        query: sum(increase(http_requests_total{job="api-canary"}[1m]))
+      traffic:  # the canary's user requests of the last minute (its own /metrics scrapes left out)
+        query: sum(increase(http_requests_total{job="api-canary",route!="/metrics"}[1m]))
         min: 20
     metrics:
       - name: error_rate  # CANARY_ERROR_RATE_THRESHOLD 1.0 %; the plain total: no traffic is NaN, not 0 %
         query: >-
-          sum(rate(http_requests_total{job="api-canary",status_class="5xx"}[1m]))
-          / sum(rate(http_requests_total{job="api-canary"}[1m]))
+          (sum(rate(http_requests_total{job="api-canary",route!="/metrics",status_class="5xx"}[1m])) or vector(0))
+          / sum(rate(http_requests_total{job="api-canary",route!="/metrics"}[1m]))
         condition: {op: lt, value: 0.01}
       - name: latency_p95  # 300 ms for the canary
         query: >-
           histogram_quantile(0.95,
-          sum by (le) (rate(http_request_latency_seconds_bucket{job="api-canary"}[1m])))
+          sum by (le) (rate(http_request_latency_seconds_bucket{job="api-canary",route!="/metrics"}[1m])))
         condition: {op: lt, value: 0.3}
       - name: availability  # 99 %
         query: >-
-          sum(rate(http_requests_total{job="api-canary",status_class=~"2xx|3xx"}[1m]))
-          / sum(rate(http_requests_total{job="api-canary"}[1m]))
+          sum(rate(http_requests_total{job="api-canary",route!="/metrics",status_class=~"2xx|3xx"}[1m]))
+          / sum(rate(http_requests_total{job="api-canary",route!="/metrics"}[1m]))
         condition: {op: ge, value: 0.99}
       - name: vs_stable  # p95 at most 50 % above stable's
         unit: seconds
         query: >-
           histogram_quantile(0.95,
-          sum by (le) (rate(http_request_latency_seconds_bucket{job="api-canary"}[1m])))
+          sum by (le) (rate(http_request_latency_seconds_bucket{job="api-canary",route!="/metrics"}[1m])))
         compare:
           baseline_query: >-
             histogram_quantile(0.95,
-            sum by (le) (rate(http_request_latency_seconds_bucket{job="clean-api"}[1m])))
+            sum by (le) (rate(http_request_latency_seconds_bucket{job="clean-api",route!="/metrics"}[1m])))
           max_increase_ratio: 0.5
   register: analysis
 
@@ -473,10 +490,12 @@ EXAMPLES = r"""
     deadline: 900
     metrics:
       - name: error_rate
-        query: sum(rate(http_requests_total{job="clean-api",status_class="5xx"}[1m])) / sum(rate(http_requests_total{job="clean-api"}[1m]))
+        query: >-
+          (sum(rate(http_requests_total{job="clean-api",route!="/metrics",status_class="5xx"}[1m])) or vector(0))
+          / sum(rate(http_requests_total{job="clean-api",route!="/metrics"}[1m]))
         range: {seconds: 300, step: 15}
         condition: {op: le, value: 0.02}
-        traffic: {query: 'sum(increase(http_requests_total{job="clean-api"}[5m]))', min: 100}
+        traffic: {query: 'sum(increase(http_requests_total{job="clean-api",route!="/metrics"}[5m]))', min: 100}
         count: 1
       - name: reads_p99
         criterion: slo.latency_p95
@@ -673,6 +692,8 @@ def argument_spec():
             requests_metric=dict(type="str", default="http_requests_total"),
             latency_metric=dict(type="str", default="http_request_latency_seconds"),
             status_label=dict(type="str", default="status_class"),
+            route_label=dict(type="str", default="route"),
+            exclude_routes=dict(type="list", elements="str", default=["/metrics"]),
         )),
         metrics=dict(type="list", elements="dict", default=[], options=_metric_spec(),
                      mutually_exclusive=[["query", "kind"], ["range", "compare"]],

@@ -330,8 +330,10 @@ def scrape_metric(kind, **extra):
 
 
 def test_scrape_error_rate_handles_counter_resets_and_new_series():
-    before = snapshot(0.0, {("/healthz", "2xx"): 1000, ("/v1/estimate", "2xx"): 50})
-    after = snapshot(10.0, {("/healthz", "2xx"): 90, ("/v1/estimate", "2xx"): 60, ("/v1/estimate", "5xx"): 5})
+    # /metrics: the scrapes themselves, counted by the service and left out by default
+    before = snapshot(0.0, {("/healthz", "2xx"): 1000, ("/v1/estimate", "2xx"): 50, ("/metrics", "2xx"): 10})
+    after = snapshot(10.0, {("/healthz", "2xx"): 90, ("/v1/estimate", "2xx"): 60, ("/v1/estimate", "5xx"): 5,
+                            ("/metrics", "2xx"): 500})
     # /healthz was reset (1000 -> 90: 90 since the restart), the 5xx series is new (5 since it appeared)
     measured = ma.measure_window(scrape_metric("error_rate"), {"canary": window(before, after)})
     assert measured.outcome == "failed" and measured.value == pytest.approx(5 / 105.0)
@@ -345,6 +347,8 @@ def test_scrape_error_rate_handles_counter_resets_and_new_series():
     avail = ma.measure_window(scrape_metric("availability", condition={"op": "ge", "value": 0.99}),
                               {"canary": window(before, after)})
     assert avail.outcome == "failed" and avail.value == pytest.approx(100 / 105.0)
+    counted = ma.Window([before], [after], dict(ma.SCRAPE_METRICS, exclude_routes=[]))
+    assert counted.requests({}) == 105.0 + 490.0
 
 
 def test_scrape_latency_quantile_and_no_traffic_is_inconclusive():
