@@ -190,12 +190,10 @@ def reverse_proxies(config):
         if config.get("handler") == "reverse_proxy":
             yield config
         for value in config.values():
-            for found in reverse_proxies(value):
-                yield found
+            yield from reverse_proxies(value)
     elif isinstance(config, list):
         for item in config:
-            for found in reverse_proxies(item):
-                yield found
+            yield from reverse_proxies(item)
 
 
 def config_problems(config, plan):
