@@ -361,7 +361,7 @@ def fetch_listing(client, admin_url, timeout):
 class SplitOptions:
     """The module's options about where the file goes and how Caddy learns of it, validated."""
 
-    def __init__(self, params, bin_path):
+    def __init__(self, params, bin_path, check_mode=False):
         self.path = params["upstreams_file"]
         self.reload = params["reload"]
         self.admin_url = params["admin_url"]
@@ -382,8 +382,11 @@ class SplitOptions:
         if self.reload == "command" and not self.command:
             self.command = ["caddy", "reload", "--config", self.caddyfile, "--adapter", "caddyfile",
                             "--address", admin_address(self.admin_url)]
+        self.missing_command = None
         if self.reload == "command" and not (os.path.isabs(self.command[0]) or bin_path(self.command[0])):
-            raise SplitInputError("reload_command[0]: %r is not found on this host's PATH" % self.command[0])
+            self.missing_command = "reload_command[0]: %r is not found on this host's PATH" % self.command[0]
+            if not check_mode:
+                raise SplitInputError(self.missing_command)
 
     def how(self):
         return {"admin_api": "Caddy's admin API (POST /load)", "command": "%s" % " ".join(self.command),
@@ -489,8 +492,9 @@ class SplitRun:
     def plan_only(self):
         """Check mode: nothing written, nothing reloaded; an unchanged file is verified (a read)."""
         if self.changed:
-            return self.finish(SKIPPED, "check mode: would write %d entries to %s and reload through %s" % (
-                len(self.plan.entries), self.options.path, self.options.how()), changed=True)
+            note = " (but %s)" % self.options.missing_command if self.options.missing_command else ""
+            return self.finish(SKIPPED, "check mode: would write %d entries to %s and reload through %s%s" % (
+                len(self.plan.entries), self.options.path, self.options.how(), note), changed=True)
         if self.options.verify:
             problem = self.verify()
             if problem:

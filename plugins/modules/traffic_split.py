@@ -115,8 +115,8 @@ options:
   reload_command:
     description:
       - The reload command for O(reload=command), as a list of arguments. Its first element must be an absolute
-        path or found on the PATH. A non-zero exit status is a failed reload, its C(Error:) lines (else the end of
-        its output) the error text.
+        path or found on the PATH (in check mode a missing one is only mentioned in the summary). A non-zero exit
+        status is a failed reload, its C(Error:) lines (else the end of its output) the error text.
     type: list
     elements: str
   verify_upstreams:
@@ -244,7 +244,7 @@ def main():
     params = module.params
     try:
         plan = SplitPlan(params["weight"], params["stable_upstreams"], params["canary_upstreams"], params["max_units"])
-        options = SplitOptions(params, module.get_bin_path)
+        options = SplitOptions(params, module.get_bin_path, module.check_mode)
         run = SplitRun(module, plan, options, HttpClient())
     except SplitInputError as exc:
         module.fail_json(msg=str(exc))

@@ -279,3 +279,13 @@ def test_verification_checks_the_shares_not_only_the_upstreams(caddy, tmp_path):
     assert ("Caddy's running configuration does not hold the split: no reverse_proxy of Caddy's running configuration "
             "lists %s (found: %s)" % (wanted, found)) in result["msg"]
     assert caddy.upstreams_file.read_text() == before
+
+
+def test_check_mode_plans_a_command_reload_on_a_host_without_the_command(caddy):
+    before = caddy.upstreams_file.read_text()
+    args = split_args(caddy, 10, reload="command", reload_command=["no-such-docker", "compose", "exec", "-T", "caddy"])
+    result = split(args, check_mode=True)
+    assert not result.get("failed") and result["changed"] is True and result["records"][0]["status"] == "skipped"
+    assert "(but reload_command[0]: 'no-such-docker' is not found on this host's PATH)" in result["records"][0]["summary"]
+    assert caddy.upstreams_file.read_text() == before
+    assert split(args)["failed"] is True
