@@ -592,10 +592,10 @@ class Caddy(_Daemon):
         os.replace(str(tmp), str(self.upstreams_file))
 
     def read_upstreams(self):
-        """The upstreams listed in the upstreams file, in order, repeats kept."""
+        """The upstreams listed in the upstreams file, in order, repeats kept (comment lines skipped)."""
         with open(self.upstreams_file, encoding="utf-8") as handle:
-            words = handle.read().split()
-        return words[1:] if words[:1] == ["to"] else []
+            lines = [line.split() for line in handle if line.strip() and not line.lstrip().startswith("#")]
+        return [word for words in lines if words[:1] == ["to"] for word in words[1:]]
 
     def reload(self):
         """POST the Caddyfile to {admin}/load (Content-Type text/caddyfile): the upstreams file is read again."""
