@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs Molecule scenarios (default: default nogo drill), each with a HOME of its own, against the
+# Runs Molecule scenarios (default: default nogo drill canary), each with a HOME of its own, against the
 # collection linked under .build/collections.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -7,7 +7,7 @@ cd "$root"
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(default nogo drill)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default nogo drill canary)
 failed=()
 for scenario in "${scenarios[@]}"; do
   home=$(mktemp -d "${TMPDIR:-/tmp}/cws-molecule-home.XXXXXX")

@@ -157,12 +157,14 @@ def _stop_pid(pid):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["start", "fault", "clear", "run", "stop"])
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.add_argument("rest", nargs="*", help="fault: NAME k=v...")
     parser.add_argument("--state", required=True)
     parser.add_argument("--local-out")
     parser.add_argument("--vars-out")
     parser.add_argument("--load-seconds", type=float, default=0)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[argv.index("--") + 1:] if "--" in argv else []  # run: the command after --
+    args = parser.parse_intermixed_args(argv[:argv.index("--")] if "--" in argv else argv)
     state_path = Path(args.state)
     if args.action == "start":
         from pgcluster import PgCluster  # pylint: disable=import-outside-toplevel
@@ -199,7 +201,6 @@ def main(argv=None):
     elif args.action == "clear":
         faults.save_faults(state["canary_dir"], {})
     elif args.action == "run":
-        command = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
         load = LoadGenerator(state["caddy_url"], paths=("/healthz",), duration=args.load_seconds, rate=40.0,
                              concurrency=4) if args.load_seconds else None
         if load:
