@@ -94,12 +94,17 @@ class CanaryEnvironment:
         return self.app_dir / ".canary-state.json"
 
     def canary_faults(self, **faults):
-        stored = {name: file_fault_values(name, params)[1] for name, params in faults.items()}
-        _service_faults_module().save_faults(str(self.workdir / "canary"), stored)
+        self.service_faults("canary", **faults)
+
+    def service_faults(self, name, **faults):
+        """Replace the file faults of the ``stable`` or ``canary`` process."""
+        stored = {fault: file_fault_values(fault, params)[1] for fault, params in faults.items()}
+        _service_faults_module().save_faults(self.services.services[name]["state_dir"], stored)
 
     def reset(self):
         self.services.stop("canary")
         self.canary_faults()
+        self.service_faults("stable")
         self.state_file.unlink(missing_ok=True)
         self.caddy.write_upstreams([self.stable_hostport])
         self.caddy.reload()
@@ -139,6 +144,21 @@ class CanaryEnvironment:
             "canary_sli_selector": 'route!="/metrics"',
             "canary_min_requests": 5,
             "canary_readiness_deadline": 30,
+        }
+        values.update(overrides)
+        return values
+
+    def soak_vars(self, **overrides):
+        values = {
+            "soak_api_base_url": self.services.url("stable"),
+            "soak_prometheus": {"url": self.prometheus.url},
+            "soak_alertmanager_url": self.alertmanager.url,
+            # Three rounds 3 s apart (prod: 30 rounds a minute apart), 15 s windows over 3 s scrapes.
+            "soak_duration_seconds": 9,
+            "soak_interval_seconds": 3,
+            "soak_window": "15s",
+            "soak_sli_selector": 'route!="/metrics"',
+            "soak_min_requests": 5,
         }
         values.update(overrides)
         return values

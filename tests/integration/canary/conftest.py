@@ -33,17 +33,21 @@ def canary_playbook(canary_env, tmp_path):
     vars_file.write_text(json.dumps(inventory_vars(canary_env.stack.facts())))
     artifacts = tmp_path / "artifacts"
 
-    def run(*extra, load_seconds=0, check=False, **overrides):
-        extra_vars = tmp_path / "canary-vars.json"
-        extra_vars.write_text(json.dumps(canary_env.canary_vars(**overrides)))
+    def run(*extra, load_seconds=0, check=False, playbook="canary.yml", **overrides):
+        extra_vars = tmp_path / "extra-vars.json"
+        values = canary_env.canary_vars(**overrides) if playbook == "canary.yml" else canary_env.soak_vars(**overrides)
+        extra_vars.write_text(json.dumps(values))
         env = dict(os.environ, CWS_LOCAL_STACK=str(vars_file), CWS_ARTIFACTS_DIR=str(artifacts),
                    ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"), ANSIBLE_NOCOLOR="1",
                    HOME=str(tmp_path))
-        command = [str(Path(sys.executable).parent / "ansible-playbook"), "canary.yml", "-i", "local",
+        command = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-i", "local",
                    "-e", "@%s" % extra_vars] + (["--check"] if check else []) + list(extra)
         load = canary_env.load(load_seconds) if load_seconds else None
         if load:
             load.start()
+            if playbook != "canary.yml":  # a soak measures at once: its first window must already hold traffic
+                canary_env.prometheus.wait_for_samples(
+                    'sum(increase(http_requests_total{job="clean-api",route!="/metrics"}[15s])) > 20', timeout=60)
         try:
             proc = subprocess.run(command, cwd=str(ROOT / "playbooks"), env=env, capture_output=True, text=True,
                                   timeout=600, check=False)

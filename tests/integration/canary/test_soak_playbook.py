@@ -1,0 +1,51 @@
+"""playbooks/soak.yml run for real against the stable reference service, Prometheus and Alertmanager (conftest.py):
+healthy traffic is GO with one soak.window record over every round; 5xx on the stable service fails the soak at
+the first round that sees them, which ends it early; no traffic is inconclusive, never a pass; check mode is never a GO."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def window(report):
+    return [r for c in report["criteria"] if c["criterion"] == "soak.window" for r in c["records"]][0]
+
+
+def test_a_healthy_soak_is_go_over_every_round(canary_playbook):
+    proc, report, dummy = canary_playbook(playbook="soak.yml", load_seconds=60)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert report["verdict"] == "GO"
+    record = window(report)
+    assert record["status"] == "pass" and record["evidence"]["rounds_run"] == 3
+    parts = record["evidence"]["parts"]
+    assert [p["name"] for p in parts] == ["soak.window.round.1", "soak.window.round.2", "soak.window.round.3"]
+
+
+def test_errors_on_the_stable_service_fail_the_soak_and_end_it_early(canary_env, canary_playbook):
+    canary_env.service_faults("stable", error_fraction={"fraction": 0.05})
+    # Six rounds planned; the first window may still hold the healthy traffic of the test before.
+    proc, report, dummy = canary_playbook(playbook="soak.yml", load_seconds=60, soak_duration_seconds=18)
+    assert proc.returncode != 0
+    assert report["verdict"] == "NO-GO"
+    record = window(report)
+    parts = record["evidence"]["parts"]
+    assert record["status"] == "fail" and record["evidence"]["rounds_run"] == len(parts) < 6
+    assert [p["status"] for p in parts] == ["pass"] * (len(parts) - 1) + ["fail"]
+    assert "slo.error_rate" in record["summary"] and "stopped at the first failure" in record["summary"]
+
+
+def test_no_traffic_is_inconclusive(canary_playbook):
+    proc, report, dummy = canary_playbook(playbook="soak.yml", soak_min_requests=1000)
+    assert proc.returncode != 0
+    assert report["verdict"] == "NO-GO-INCONCLUSIVE"
+    assert window(report)["status"] == "error" and "traffic" in window(report)["summary"]
+
+
+def test_check_mode_runs_one_round_and_is_never_go(canary_playbook):
+    proc, report, dummy = canary_playbook(playbook="soak.yml", check=True, load_seconds=30)
+    assert proc.returncode != 0
+    assert report["verdict"] != "GO" and report["mode"] == "check"
+    record = window(report)
+    assert record["status"] == "skipped" and "planned in check mode" in record["summary"]
+    assert len(record["evidence"]["parts"]) == 1
