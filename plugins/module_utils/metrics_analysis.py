@@ -875,7 +875,12 @@ class Analysis:
 
     def _tick(self, due):
         self.ticks += 1
-        results = self.rounds.measure(due)
+        try:
+            results = self.rounds.measure(due)
+        except Exception as exc:  # pylint: disable=broad-except
+            # A bug must not become a traceback or a pass: an error measurement of every due metric.
+            message = "internal error: %s: %s" % (exc.__class__.__name__, exc)
+            results = [Measurement(time.time()).error(message) for _run in due]
         for run, measurement in zip(due, results):
             run.due += run.metric.interval
             if measurement is not None:

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: slo_analysis
 short_description: Measure SLO metrics of a release repeatedly and judge them (error rate, latency, availability, canary vs stable)
-version_added: 1.1.0
+version_added: 0.2.0
 description:
   - Measures a list of metrics, all at the same time, each O(metrics[].count) times O(metrics[].interval) seconds apart,
     and returns one check result record per metric (criteria C(slo.error_rate), C(slo.latency_p95), C(slo.availability),
@@ -30,10 +30,12 @@ description:
     C(Error) once more errors came in a row than O(metrics[].consecutive_error_limit), C(Successful) once
     O(metrics[].count) measurements were taken with at least one successful. A measurement in error is taken again at
     the next interval (it does not count towards O(metrics[].count)).
-  - A metric stops once its phase is decided. As soon as a blocking metric fails the whole call stops (fail fast),
-    so a canary's rollback decision comes within one O(metrics[].interval) (plus one Prometheus scrape interval for
-    O(source=prometheus)) of the canary starting to fail. The other metrics still running are reported as
-    C(skipped) records saying so.
+  - A metric stops once its phase is decided. As soon as a blocking metric fails the whole call stops (fail fast) -
+    the rollback decision is the first measurement that sees the failure, within one O(metrics[].interval) of it
+    with O(source=scrape), plus the time Prometheus takes to see it with O(source=prometheus) - one scrape interval,
+    or two for a 5xx series that did not exist before (the first errors of a freshly started canary), because
+    C(rate()) needs two samples of a series. The other metrics still running are reported as C(skipped) records
+    saying so.
   - The records - C(Successful) is C(pass), C(Failed) is C(fail), C(Inconclusive) is C(error) with
     C(evidence.outcome=inconclusive) (the gate's NO-GO-INCONCLUSIVE), C(Error) is C(error). A dry-run metric
     (O(metrics[].dry_run)) is reported with C(blocking=false) and never stops the call.

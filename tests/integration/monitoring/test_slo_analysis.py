@@ -168,6 +168,8 @@ def test_no_traffic_is_inconclusive_while_clamp_min_reads_zero(module_runner, mo
 
 
 def test_prometheus_errors_several_series_and_an_unreachable_server(module_runner, monitoring):
+    # both jobs have two scrapes (their own /metrics requests count): the by-job query has two series
+    monitoring.prometheus.wait_for_samples("count(sum by (job) (rate(http_requests_total[1m]))) == 2", timeout=30)
     args = prometheus_args(monitoring, [
         {"name": "typo", "criterion": "slo.error_rate", "query": "sum(rate(http_requests_total[1m])))",
          "condition": {"op": "lt", "value": 1}, "consecutive_error_limit": 0},
@@ -181,8 +183,8 @@ def test_prometheus_errors_several_series_and_an_unreachable_server(module_runne
         in records["typo"]["summary"]
     assert records["by_job"]["evidence"]["outcome"] == "inconclusive"
     assert "returned 2 series where one is expected (they differ in job)" in records["by_job"]["summary"]
-    down = dict(args, prometheus={"url": "http://127.0.0.1:9"}, metrics=[dict(args["metrics"][1], name="down",
-                                                                               consecutive_error_limit=1)], deadline=10)
+    unreachable = dict(args["metrics"][1], name="down", consecutive_error_limit=1)
+    down = dict(args, prometheus={"url": "http://127.0.0.1:9"}, metrics=[unreachable], deadline=10)
     down["defaults"] = dict(args["defaults"], interval=0.5, count=2)
     record = analyse(module_runner, monitoring, down)["records"][0]
     assert record["status"] == "error" and record["evidence"]["counts"]["error"] == 2

@@ -278,6 +278,17 @@ def test_errors_are_measured_again_and_the_deadline_ends_an_undecided_metric():
     assert record["summary"] == "slo.error_rate canary: inconclusive: the deadline (15 s) passed after 2 of 3 measurements"
 
 
+def test_an_unexpected_exception_is_an_error_measurement_never_a_traceback():
+    class Broken:
+        def measure(self, runs):
+            raise KeyError("le")
+    clock = FakeClock()
+    planned = metric(named(ERROR_RATE, "error_rate", count=1, consecutive_error_limit=0))
+    analysis = ma.Analysis([planned], Broken(), Deadline(60, clock=clock), clock=clock, sleep=clock.sleep)
+    run = analysis.run()[0]
+    assert run.phase == "Error" and run.measurements[0].reason == "internal error: KeyError: 'le'"
+
+
 def test_a_slow_tick_runs_the_next_at_once_instead_of_drifting():
     planned = metric(named(ERROR_RATE, "error_rate", count=3, interval=2))
     analysis, rounds, _clock = analysis_of([planned], {"error_rate": [("ok", 0.0)] * 3}, cost=3.0)
