@@ -32,8 +32,7 @@ ARGUMENT_SPEC = dict(
 def _flatten(items):
     for item in items:
         if isinstance(item, list):
-            for inner in _flatten(item):
-                yield inner
+            yield from _flatten(item)
         else:
             yield item
 

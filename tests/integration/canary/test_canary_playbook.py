@@ -146,3 +146,14 @@ def test_a_firing_page_alert_is_nogo(canary_env, canary_playbook):
     assert_rolled_back(canary_env, report)
     assert outcomes(report).get("alerts.firing") == "fail", explain(report)
     assert "CanaryTestPage" in records(report, "alerts.firing")[0]["summary"]
+
+
+def test_the_direct_scrape_source_rolls_back_a_failing_canary_too(canary_env, canary_playbook):
+    """Without Prometheus: the role scrapes both variants' /metrics itself (counter deltas per interval)."""
+    canary_env.canary_faults(error_fraction={"fraction": 0.05})
+    proc, report, dummy = canary_playbook(load_seconds=60, canary_metrics_source="scrape", canary_stages=[50, 100],
+                                          canary_scrape_exclude_routes=["/metrics"], canary_alertmanager_url="")
+    assert proc.returncode != 0
+    assert_rolled_back(canary_env, report)
+    assert outcomes(report)["slo.error_rate"] == "fail", explain(report)
+    assert "monitoring.configured" not in outcomes(report)  # a Prometheus check: not with the scrape source
