@@ -32,7 +32,9 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_cli
     Deadline,
     RequestSpec,
     RetryPolicy,
-    basic_auth_header,
+    api_auth_headers,
+    api_connection_argument_spec,
+    collect_api_secrets,
     join_url,
     safe_url,
     url_error,
@@ -270,10 +272,7 @@ class AlertCheck:
 
     def request_spec(self):
         headers = {"Accept": "application/json"}
-        if self.params.get("bearer_token"):
-            headers["Authorization"] = "Bearer %s" % self.params["bearer_token"]
-        elif self.params.get("url_username"):
-            headers["Authorization"] = basic_auth_header(self.params["url_username"], self.params.get("url_password"))
+        headers.update(api_auth_headers(self.params))
         return RequestSpec(self.request_url(), headers=headers, timeout=self.params["timeout"],
                            validate_certs=self.params["validate_certs"], ca_path=self.params.get("ca_path"))
 
@@ -339,13 +338,7 @@ class AlertCheck:
 
 def argument_spec():
     return dict(
-        url=dict(type="str", required=True),
-        bearer_token=dict(type="str", no_log=True),
-        url_username=dict(type="str"),
-        url_password=dict(type="str", no_log=True),
-        validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
-        timeout=dict(type="float", default=10.0),
+        api_connection_argument_spec(),
         matchers=dict(type="list", elements="str", default=[]),
         ignore_alertnames=dict(type="list", elements="str", default=["Watchdog"]),
         criterion=dict(type="str", default=DEFAULT_CRITERION),
@@ -355,9 +348,4 @@ def argument_spec():
 
 def collect_secrets(params, secrets):
     """Secrets of the options: URL credentials, the token, the password (and the headers made of them)."""
-    secrets.add_url(params.get("url"))
-    if params.get("bearer_token"):
-        secrets.add(params["bearer_token"])
-        secrets.add("Bearer %s" % params["bearer_token"])
-    if params.get("url_password"):
-        secrets.add_basic(params.get("url_username") or "", params["url_password"])
+    collect_api_secrets(params, secrets)

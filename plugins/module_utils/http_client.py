@@ -981,6 +981,44 @@ def inspect_tls(host, port, server_hostname=None, ca_path=None, client_cert=None
 # Module plumbing shared by the HTTP check modules
 # --------------------------------------------------------------------------------------------------
 
+def api_connection_argument_spec():
+    """The options of a connection to a monitoring API (Prometheus, Alertmanager): its URL, a bearer token or Basic
+    Auth, TLS and a timeout. Use with API_CONNECTION_CONSTRAINTS."""
+    return dict(
+        url=dict(type="str", required=True),
+        bearer_token=dict(type="str", no_log=True),
+        url_username=dict(type="str"),
+        url_password=dict(type="str", no_log=True),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        timeout=dict(type="float", default=10.0),
+    )
+
+
+API_CONNECTION_CONSTRAINTS = dict(mutually_exclusive=[["bearer_token", "url_username"]],
+                                  required_by={"url_password": "url_username"})
+
+
+def api_auth_headers(options):
+    """The Authorization header of api_connection_argument_spec's options (a bearer token, else Basic Auth)."""
+    if options.get("bearer_token"):
+        return {"Authorization": "Bearer %s" % options["bearer_token"]}
+    if options.get("url_username"):
+        return {"Authorization": basic_auth_header(options["url_username"], options.get("url_password"))}
+    return {}
+
+
+def collect_api_secrets(options, secrets):
+    """The secrets of api_connection_argument_spec's options: URL credentials, the token, the password, and the
+    Authorization values made of them."""
+    secrets.add_url(options.get("url"))
+    if options.get("bearer_token"):
+        secrets.add(options["bearer_token"])
+        secrets.add("Bearer %s" % options["bearer_token"])
+    if options.get("url_password"):
+        secrets.add_basic(options.get("url_username") or "", options["url_password"])
+
+
 def http_common_argument_spec():
     """The connection options documented once in the cleanwithsnapshot.release.http doc fragment."""
     return dict(

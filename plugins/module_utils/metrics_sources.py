@@ -25,7 +25,7 @@ import urllib.parse
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
     RequestSpec,
     RetryPolicy,
-    basic_auth_header,
+    api_auth_headers,
     safe_url,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.promql_math import parse_float
@@ -53,15 +53,6 @@ class SourceError(Exception):
         super(SourceError, self).__init__(message)
         self.kind = kind
         self.message = message
-
-
-def _auth_headers(options):
-    headers = {}
-    if options.get("bearer_token"):
-        headers["Authorization"] = "Bearer %s" % options["bearer_token"]
-    elif options.get("url_username"):
-        headers["Authorization"] = basic_auth_header(options["url_username"], options.get("url_password"))
-    return headers
 
 
 def _excerpt(response, secrets):
@@ -121,7 +112,7 @@ class PrometheusAPI:
         self.secrets = secrets
         self.policy = policy
         self.headers = {"Accept": "application/json"}
-        self.headers.update(_auth_headers(options))
+        self.headers.update(api_auth_headers(options))
         self.headers.update(options.get("headers") or {})
         self.timeout = float(options.get("timeout") or 10.0)
         self.validate_certs = options.get("validate_certs", True) is not False
@@ -245,7 +236,7 @@ class Scraper:
 
     def scrape(self, target, deadline):
         headers = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
-        headers.update(_auth_headers(target))
+        headers.update(api_auth_headers(target))
         headers.update(target.get("headers") or {})
         where = "the %s target %s" % (target["variant"], safe_url(target["url"]))
         spec = RequestSpec(target["url"], headers=headers, timeout=self.timeout, validate_certs=self.validate_certs,

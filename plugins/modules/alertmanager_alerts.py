@@ -162,13 +162,16 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.alertman
     collect_secrets,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import exit_with_records
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import HttpClient, SecretAwareModule
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
+    API_CONNECTION_CONSTRAINTS,
+    HttpClient,
+    SecretAwareModule,
+)
 
 
 def main():
     module = SecretAwareModule(argument_spec=argument_spec(), supports_check_mode=True, secret_collector=collect_secrets,
-                               mutually_exclusive=[("bearer_token", "url_username")],
-                               required_by={"url_password": "url_username"})
+                               **API_CONNECTION_CONSTRAINTS)
     try:
         check = AlertCheck(module.params)
     except InputError as exc:

@@ -607,7 +607,12 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import metrics_analysis as ma
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import Stopwatch, exit_with_records
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import SecretAwareModule
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
+    API_CONNECTION_CONSTRAINTS,
+    SecretAwareModule,
+    api_connection_argument_spec,
+    collect_api_secrets,
+)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_sources import (
     HAS_PROMETHEUS_CLIENT,
     PROMETHEUS_CLIENT_IMPORT_ERROR,
@@ -671,16 +676,8 @@ def _defaults_spec():
 def argument_spec():
     return dict(
         source=dict(type="str", default="prometheus", choices=["prometheus", "scrape"]),
-        prometheus=dict(type="dict", options=dict(
-            url=dict(type="str", required=True),
-            bearer_token=dict(type="str", no_log=True),
-            url_username=dict(type="str"),
-            url_password=dict(type="str", no_log=True),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            timeout=dict(type="float", default=10.0),
-            headers=dict(type="dict", default={}),
-        ), mutually_exclusive=[["bearer_token", "url_username"]], required_by={"url_password": "url_username"}),
+        prometheus=dict(type="dict", options=dict(api_connection_argument_spec(), headers=dict(type="dict", default={})),
+                        **API_CONNECTION_CONSTRAINTS),
         scrape=dict(type="dict", options=dict(
             targets=dict(type="list", elements="dict", required=True, options=dict(
                 variant=dict(type="str", required=True),
@@ -711,10 +708,8 @@ def collect_secrets(params, secrets):
     """Every secret of the options: tokens, the Basic-Auth password, credential headers, URL credentials."""
     prometheus = params.get("prometheus")
     if isinstance(prometheus, dict):
-        secrets.add(prometheus.get("bearer_token"))
-        secrets.add_basic(prometheus.get("url_username"), prometheus.get("url_password"))
+        collect_api_secrets(prometheus, secrets)
         secrets.add_headers(prometheus.get("headers"))
-        secrets.add_url(prometheus.get("url"))
     scrape = params.get("scrape")
     if isinstance(scrape, dict):
         for target in scrape.get("targets") or []:
