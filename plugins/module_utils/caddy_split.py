@@ -291,12 +291,17 @@ def running_config(client, admin_url, timeout):
 
 def load_config(client, admin_url, config, timeout):
     """POST a saved JSON configuration to /load. -> None or the error."""
-    response, problem = admin_request(client, admin_url, "/load", timeout, method="POST", body=config,
-                                      headers={"Content-Type": "application/json"})
+    return post_load(client, admin_url, config, "application/json", "its previous configuration", timeout)
+
+
+def post_load(client, admin_url, body, content_type, what, timeout):
+    """POST ``body`` to the admin API's /load. -> None or the error, naming ``what`` Caddy refused."""
+    response, problem = admin_request(client, admin_url, "/load", timeout, method="POST", body=body,
+                                      headers={"Content-Type": content_type})
     if problem:
         return problem
     if response.status != 200:
-        return "Caddy refused its previous configuration: %s" % caddy_error_text(response)
+        return "Caddy refused %s: %s" % (what, caddy_error_text(response))
     return None
 
 
@@ -317,13 +322,7 @@ def reload_admin(client, admin_url, caddyfile, timeout):
             text = handle.read()
     except OSError as exc:
         return "caddyfile: cannot read %s: %s" % (caddyfile, to_native(exc))
-    response, problem = admin_request(client, admin_url, "/load", timeout, method="POST", body=text,
-                                      headers={"Content-Type": "text/caddyfile"})
-    if problem:
-        return problem
-    if response.status != 200:
-        return "Caddy refused the configuration: %s" % caddy_error_text(response)
-    return None
+    return post_load(client, admin_url, text, "text/caddyfile", "the configuration", timeout)
 
 
 def command_error_text(rc, out, err):
