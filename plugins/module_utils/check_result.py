@@ -21,16 +21,31 @@ ERROR = "error"
 SKIPPED = "skipped"
 STATUSES = (PASS, FAIL, ERROR, SKIPPED)
 
+# Why a record was skipped. check_mode: the check would act or needs an effect that check mode withholds,
+# so a blocking one leaves the release unverified. not_requested: the operator turned it off.
+# not_applicable: nothing of the kind exists on this host.
+SKIP_CHECK_MODE = "check_mode"
+SKIP_NOT_REQUESTED = "not_requested"
+SKIP_NOT_APPLICABLE = "not_applicable"
+SKIP_REASONS = (SKIP_CHECK_MODE, SKIP_NOT_REQUESTED, SKIP_NOT_APPLICABLE)
+
 # Worst first: an aggregate takes the first status present in this order.
 _SEVERITY = (ERROR, FAIL, PASS, SKIPPED)
 
 CRITERION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 
 
-def make_record(criterion, status, summary, evidence=None, blocking=True, duration_ms=0.0, name=None):
-    """Build one record; ``name`` tells apart several checks that serve one criterion."""
+def make_record(criterion, status, summary, evidence=None, blocking=True, duration_ms=0.0, name=None,
+                skip_reason=None):
+    """Build one record; ``name`` tells apart several checks that serve one criterion.
+
+    ``skip_reason`` says why a skipped record was not decided (one of SKIP_REASONS); the verdict reads
+    it, never the summary's wording.
+    """
     if status not in STATUSES:
         raise ValueError("unknown status %r" % (status,))
+    if skip_reason is not None and (status != SKIPPED or skip_reason not in SKIP_REASONS):
+        raise ValueError("skip_reason %r needs status skipped and one of %s" % (skip_reason, ", ".join(SKIP_REASONS)))
     record = {
         "criterion": criterion,
         "name": name or criterion,
@@ -40,6 +55,8 @@ def make_record(criterion, status, summary, evidence=None, blocking=True, durati
         "evidence": evidence if evidence is not None else {},
         "duration_ms": round(float(duration_ms), 1),
     }
+    if skip_reason is not None:
+        record["skip_reason"] = skip_reason
     return record
 
 
