@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +137,7 @@ def test_real_config_audit_on_two_hosts_feeds_the_gate(run_playbook, tmp_path):
     tasks = [
         {"name": "Audit the env file", "cleanwithsnapshot.release.config_audit": {
             "path": "{{ env_dir }}/{{ inventory_hostname }}.env",
+            "base_rules": "{{ config_rules }}",
             "criteria": ["config.prod_mode", "config.secrets", "config.basic_auth", "config.metrics_token",
                          "config.admin_flags"]},
          "register": "config_result"},
@@ -143,7 +146,9 @@ def test_real_config_audit_on_two_hosts_feeds_the_gate(run_playbook, tmp_path):
             "required_criteria": ["config.secrets", "config.env_present"],
             "artifacts_dir": "{{ artifacts }}", "release": "multi-host", "redact_values": ["%s" % CANARY]}},
     ]
-    run = run_playbook(tasks, {"env_dir": str(tmp_path)}, inventory="app1,app2,", verbosity=3)
+    defaults = Path(__file__).resolve().parents[3] / "roles" / "preflight" / "defaults" / "main.yml"
+    rules = yaml.safe_load(defaults.read_text())["preflight_config_default_rules"]  # as the preflight role passes them
+    run = run_playbook(tasks, {"env_dir": str(tmp_path), "config_rules": rules}, inventory="app1,app2,", verbosity=3)
     assert run.rc == 2, run.output
     assert "FAILED config.secrets: app2: 1 of 4 rules failed: AUTH_SECRET_KEY shorter than 32" in run.stdout
     report = run.report()

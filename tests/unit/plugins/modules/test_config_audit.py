@@ -1,11 +1,18 @@
-"""config_audit run as Ansible runs it on a node (module_runner), on real env files in tmp_path."""
+"""config_audit run as Ansible runs it on a node (module_runner), on real env files in tmp_path, with the
+production rules of the preflight role's defaults as the role passes them."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+import yaml
+from modrun import run_module
 
-from ansible_collections.cleanwithsnapshot.release.plugins.modules import config_audit as ca
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import env_file
+
+ROLE_DEFAULTS = Path(__file__).resolve().parents[4] / "roles" / "preflight" / "defaults" / "main.yml"
+BASE_RULES = yaml.safe_load(ROLE_DEFAULTS.read_text())["preflight_config_default_rules"]
 
 # Every secret value carries the marker; no output may contain it, not even a piece of a value.
 MARK = "QX7CANARY"
@@ -40,6 +47,14 @@ GOOD = {
 ALL_CRITERIA = ["config.env_present", "config.prod_mode", "config.secrets", "config.basic_auth", "config.stripe",
                 "config.email", "config.storage", "config.metrics_token", "config.admin_flags"]
 REMOVE = object()
+
+
+@pytest.fixture()
+def module_runner(module_runner):
+    """config_audit as the preflight role calls it: the role's rule data as base_rules."""
+    def run(name, args, *more, **options):
+        return module_runner(name, dict({"base_rules": BASE_RULES}, **args), *more, **options)
+    return run
 
 
 def write_env(tmp_path, changes=None, extra_text=""):
@@ -278,7 +293,7 @@ def test_compose_syntax_is_understood(tmp_path, module_runner):
 
 
 def test_parser_details():
-    values, notes = ca.parse_env(
+    values, notes = env_file.parse_env(
         'A=1\nB="x\\ny \\"q\\" \\$A"\nC=\'$A\'\nD=$A-${A}-${MISSING-dflt}-${EMPTY:-e}\nEMPTY=\nE=${EMPTY-keep}\r\n'
         'F=a#b # c\nexport G = "v" # comment\n')
     assert values["A"] == "1"
@@ -290,8 +305,8 @@ def test_parser_details():
     assert values["G"] == "v"
     assert notes == []
     for bad, line in (("A=1\nB='open\n", 2), ('A="x" trailing\n', 1), ("1BAD=x\n", 1), ("no good line here\n", 1)):
-        with pytest.raises(ca.EnvFileError) as info:
-            ca.parse_env(bad)
+        with pytest.raises(env_file.EnvFileError) as info:
+            env_file.parse_env(bad)
         assert str(info.value).startswith("line %d:" % line)
 
 
@@ -323,6 +338,17 @@ def test_only_custom_rules_and_per_environment_blocking(tmp_path, module_runner)
     result = module_runner("config_audit", {"path": str(path), "default_rules": False,
                                             "rules": [{"key": "APP_ENV", "criterion": "config.prod_mode", "equals": "prod"}]})
     assert [r["criterion"] for r in result["records"]] == ["config.env_present", "config.prod_mode"]
+
+
+def test_without_base_rules_only_the_policy_rules_apply(tmp_path):
+    """Called outside the role with no rule data: APP_ENV, the Basic Auth pairs and the admin flags."""
+    path = write_env(tmp_path, {"AUTH_SECRET_KEY": "short", "APP_ENV": "dev"})
+    result = run_module("config_audit", {"path": str(path)})
+    recs = records(result)
+    assert list(recs) == ["config.env_present", "config.prod_mode", "config.basic_auth", "config.admin_flags"]
+    assert [r["key"] for r in recs["config.prod_mode"]["evidence"]["rules"]] == ["APP_ENV"]
+    assert recs["config.prod_mode"]["status"] == "fail"
+    assert_no_leak(result)
 
 
 @pytest.mark.parametrize("rules, fragment", [
