@@ -154,7 +154,7 @@ def test_read_only_database_asks_for_write_probes_off(module_runner, db):
 
 def test_behavioural_off_is_skipped(module_runner, db):
     isolation = by_criterion(check(module_runner, db, behavioural=False))["rls.isolation"]
-    assert isolation["status"] == "skipped"
+    assert isolation["status"] == "skipped" and isolation["skip_reason"] == "not_requested"
 
 
 def test_coverage_lists_org_tables_without_rls(module_runner, db):
