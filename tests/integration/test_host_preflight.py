@@ -74,6 +74,7 @@ def test_docker_not_required_is_skipped_with_reason(tmp_path):
                         check_mode=True)
     record = records_by_name(result)["host.docker"]
     assert record["status"] == "skipped" and "docker=false" in record["summary"]
+    assert record["skip_reason"] == "not_requested"
 
 
 @pytest.mark.parametrize("args, option", [
