@@ -23,8 +23,10 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     ERROR,
     FAIL,
     PASS,
+    SKIP_CHECK_MODE,
     SKIPPED,
     make_record,
+    records_of_results,
     rollup_record,
 )
 
@@ -195,3 +197,36 @@ def done_record(state):
     return make_record("canary.promoted", PASS, "canary %s was already promoted (%s); nothing to do"
                        % (state.get("version"), state.get("finished")),
                        {"version": state.get("version"), "finished": state.get("finished")})
+
+
+def _begin(params, state, check_mode):
+    new_state, plan = begin(state, params["version"], params["stages"], params["restart"], params["started_by"])
+    records = []
+    if plan["mode"] == "done":
+        records.append(done_record(state))
+    elif check_mode:
+        records.append(make_record("canary.step", SKIPPED, "planned in check mode: %s %s at stages %s, nothing changed"
+                                   % (plan["mode"], params["version"], plan["stages_left"]), dict(plan),
+                                   skip_reason=SKIP_CHECK_MODE))
+    return new_state, dict(plan, records=records)
+
+
+def _step(params, state):
+    parts = params["records"] + records_of_results(params["results"], "canary.step")
+    new_state, records, accepted = step(state, params["weight"], parts, params["allow_unknown"])
+    return new_state, {"records": records, "accepted": accepted}
+
+
+def _finish(params, state):
+    new_state, record = finish(state, params["outcome"], params["problems"])
+    return new_state, {"records": [record]}
+
+
+def act(params, state, check_mode):
+    """The module's action (begin, step or finish) on the loaded state: ``(new_state, result)``, the state
+    not yet written; in check mode a begin that would act is a record skipped for check mode."""
+    if params["action"] == "begin":
+        return _begin(params, state, check_mode)
+    if params["action"] == "step":
+        return _step(params, state)
+    return _finish(params, state)

@@ -154,33 +154,6 @@ state:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import canary_state as cs
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import SKIPPED, make_record, records_of_results
-
-
-def _begin(module, state):
-    params = module.params
-    new_state, plan = cs.begin(state, params["version"], params["stages"], params["restart"], params["started_by"])
-    records = []
-    if plan["mode"] == "done":
-        records.append(cs.done_record(state))
-    elif module.check_mode:
-        records.append(make_record("canary.step", SKIPPED, "planned in check mode: %s %s at stages %s, nothing changed"
-                                   % (plan["mode"], params["version"], plan["stages_left"]), dict(plan)))
-    return new_state, dict(plan, records=records)
-
-
-def _step(module, state):
-    parts = module.params["records"] + records_of_results(module.params["results"], "canary.step")
-    new_state, records, accepted = cs.step(state, module.params["weight"], parts, module.params["allow_unknown"])
-    return new_state, {"records": records, "accepted": accepted}
-
-
-def _finish(module, state):
-    new_state, record = cs.finish(state, module.params["outcome"], module.params["problems"])
-    return new_state, {"records": [record]}
-
-
-ACTIONS = {"begin": _begin, "step": _step, "finish": _finish}
 
 
 def main():
@@ -208,7 +181,7 @@ def main():
         state = cs.load(path)
         if module.params["action"] == "status":
             module.exit_json(changed=False, state=state or {}, records=[])
-        new_state, result = ACTIONS[module.params["action"]](module, state)
+        new_state, result = cs.act(module.params, state, module.check_mode)
         changed = new_state is not None and new_state != state
         if changed and not module.check_mode:
             cs.save(path, new_state)

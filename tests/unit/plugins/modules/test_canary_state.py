@@ -93,6 +93,7 @@ def test_check_mode_plans_and_writes_nothing(tmp_path):
     planned = _begin(path, check_mode=True)
     assert planned["changed"] and planned["mode"] == "start" and not path.exists()
     assert planned["records"][0]["status"] == "skipped" and "check mode" in planned["records"][0]["summary"]
+    assert planned["records"][0]["skip_reason"] == "check_mode"
 
 
 @pytest.mark.parametrize("stages, message", [
