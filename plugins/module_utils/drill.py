@@ -182,27 +182,18 @@ class Drill(object):
         self.steps = dict((name, None) for name in STEPS)
         self.current = "dump"
         self.expected_from = self.p["expected_from"]
-        self.source_db = None
-        self.source_conn = None
-        self.target_conn = None
-        self.holder = None
-        self.children = []
-        self.pools = []
-        self.executor = None
-        self.expected_future = None
-        self.expected = None
-        self.expected_origin = None
-        self.snapshot = None
+        # What the cleanup closes, stops or waits for.
+        self.source_conn = self.target_conn = self.holder = self.executor = None
+        self.children, self.pools = [], []
+        # The source and what is expected of the restore.
+        self.source_db = self.snapshot = None
+        self.expected_future = self.expected = self.expected_origin = None
+        # The scratch database, the dump and the client programs.
         self.scratch_db = None
-        self.scratch_exists = False
-        self.scratch_created = False
-        self.dump_path = None
-        self.temp_dir = None
-        self.partial_path = None
-        self.tool_dump = None
-        self.tool_restore = None
-        self.source_info = {}
-        self.target_info = {}
+        self.scratch_exists = self.scratch_created = False
+        self.dump_path = self.temp_dir = self.partial_path = None
+        self.tool_dump = self.tool_restore = None
+        self.source_info, self.target_info = {}, {}
         self.changed = False
         self.written = []
         self.notes = []
