@@ -30,7 +30,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: With O(skip_in_check_mode), the record is C(skipped) and says the run was planned in check mode.
+    details: With O(skip_in_check_mode), the record is C(skipped) for check mode (C(skip_reason=check_mode)) and says the run
+      was planned in check mode.
   diff_mode:
     support: none
   platform:
@@ -68,7 +69,8 @@ options:
     type: bool
     default: true
   skip_in_check_mode:
-    description: In check mode, return a C(skipped) record (the parts are still listed) instead of a decision.
+    description: In check mode, return a C(skipped) record with C(skip_reason=check_mode) (the parts are still listed) instead of
+      a decision.
     type: bool
     default: false
 """
