@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the cleanwithsnapshot.release collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The checks of alembic_head: the heads of the migration scripts (parsed, never imported) or the given\nones, the database's version table against them, and what the service's /readyz says against the\ndatabase. Each check returns one record; a missing or empty version table is a failure, never a pass."""
+"""The checks of alembic_head: the heads of the migration scripts (parsed, never imported) or the given
+ones, the database's version table against them, and what the service's /readyz says against the
+database. Each check returns one record; a missing or empty version table is a failure, never a pass."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -980,4 +980,3 @@ class Drill(object):
             bad = ["marker: %s" % self.evidence["marker"]["error"]]
         word = "failed" if status == FAIL else "could not complete"
         return "backup drill %s: %s%s" % (word, " | ".join(bad) or "cleanup failed", tail)
-

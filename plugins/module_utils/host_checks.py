@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the cleanwithsnapshot.release collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The host requirements host_preflight checks: free disk below the app directory, memory (required and\nrecommended), Docker Engine and Compose versions, and the directories the service needs. Each check\nreturns its record(s)."""
+"""The host requirements host_preflight checks: free disk below the app directory, memory (required and
+recommended), Docker Engine and Compose versions, and the directories the service needs. Each check
+returns its record(s)."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,7 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the cleanwithsnapshot.release collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The checks of rls_policy_check: RLS enabled and forced on the required tables, the expected policies\nreading the org setting, the behavioural proof as the application role in one transaction that is\nalways rolled back, and the coverage of the tables with an org column. run connects once and\nreturns the records; the catalog and proof queries are in module_utils/rls.py."""
+"""The checks of rls_policy_check: RLS enabled and forced on the required tables, the expected policies
+reading the org setting, the behavioural proof as the application role in one transaction that is
+always rolled back, and the coverage of the tables with an org column. ``run`` connects once and
+returns the records; the catalog and proof queries are in module_utils/rls.py."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -162,5 +162,6 @@ def main():
         module.fail_json(msg=problem)
     exit_with_records(module, run(module))
 
+
 if __name__ == "__main__":
     main()
