@@ -91,6 +91,8 @@ def test_latest_dump_verified_against_its_manifest(module_runner, drill_env, dri
     backup_dir.mkdir()
     first = module_runner("backup_restore_drill", dict(drill_args, backup_dir=str(backup_dir), keep_dump=True))
     assert first["status"] == "pass"
+    rto = [r for r in first["records"] if r["name"] == "rto"][0]  # no rto_seconds given
+    assert rto["status"] == "skipped" and rto["skip_reason"] == "not_requested"
     args = dict(drill_args, backup_source="latest", backup_dir=str(backup_dir))
     result = module_runner("backup_restore_drill", args)
     assert_no_leak(result, drill_env["admin_password"])
@@ -311,6 +313,7 @@ def test_check_mode_creates_nothing(module_runner, drill_env, drill_args, source
     assert result["changed"] is False
     assert result["status"] == "skipped"
     assert all(record["status"] == "skipped" for record in result["records"])
+    assert all(record["skip_reason"] == "check_mode" for record in result["records"])
     plan = result["plan"]
     assert plan["dump"]["tables"] == 9 and plan["dump"]["kept_in"] == str(backup_dir)
     assert plan["restore"]["scratch_db"].startswith(drill_env["prefix"]) and plan["restore"]["exists"] is False
