@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The deploy/rollback scenario for real: podman + Docker Compose v1 run a compose stack of the
+# The deploy/rollback scenario for real: Docker Engine 20.10 + Compose v2 run a compose stack of the
 # reference service, and Molecule (scenario `release`) deploys, releases, rolls back and checks.
 #
 #   bash scripts/release_scenario.sh            # tests/compose_stack (pytest), then molecule test -s release
 #   bash scripts/release_scenario.sh converge   # any other molecule command for the scenario
 #
-# Needs root (podman, debootstrap) on a Debian-like host; scripts/podman_env.sh installs what is
+# Needs root (dockerd, debootstrap) on a Debian-like host; scripts/docker_env.sh installs what is
 # missing. Molecule runs with its own HOME (.cache/release-home), ANSIBLE_COLLECTIONS_PATH pointing at
-# .build/collections and DOCKER_HOST at podman's socket. The podman API service is stopped afterwards
-# when this script started it (CWS_KEEP_PODMAN=1 keeps it); CWS_RELEASE_KEEP=1 keeps the stack.
+# .build/collections, DOCKER_HOST at our dockerd's socket and DOCKER_CONFIG at the folder holding the
+# Compose v2 plugin. dockerd is stopped afterwards when this script started it (CWS_KEEP_DOCKER=1 keeps
+# it); CWS_RELEASE_KEEP=1 keeps the stack.
 # Prints how long the image build and the scenario took; the output of every playbook run and the
 # gate's reports stay in .cache/release-scenario (CWS_RELEASE_REPORT_DIR).
 set -euo pipefail
@@ -20,18 +21,19 @@ say() { echo "release_scenario: $*" >&2; }
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
 
-[ "$(id -u)" = 0 ] || { say "needs root (podman with runc, debootstrap)"; exit 2; }
+[ "$(id -u)" = 0 ] || { say "needs root (dockerd, debootstrap)"; exit 2; }
 if [ ! -x .venv/bin/molecule ] || [ ! -e .build/collections/ansible_collections/cleanwithsnapshot/release ]; then
   bash scripts/bootstrap.sh
 fi
 
-started_service=0
-if [ ! -S .cache/podman/podman.sock ] || ! { [ -f .cache/podman/service.pid ] && kill -0 "$(cat .cache/podman/service.pid)" 2>/dev/null; }; then
-  started_service=1
+started_engine=0
+if ! { [ -f .cache/docker/dockerd.pid ] && kill -0 "$(cat .cache/docker/dockerd.pid)" 2>/dev/null; }; then
+  started_engine=1
 fi
-eval "$(bash scripts/podman_env.sh)"
-if [ "$started_service" = 1 ] && [ -z "${CWS_KEEP_PODMAN:-}" ]; then
-  trap 'bash scripts/podman_env.sh stop || true' EXIT
+eval "$(bash scripts/docker_env.sh)"
+export CWS_CONTAINER_CLI=docker
+if [ "$started_engine" = 1 ] && [ -z "${CWS_KEEP_DOCKER:-}" ]; then
+  trap 'bash scripts/docker_env.sh stop || true' EXIT
 fi
 
 if [ "$command" = test ]; then
@@ -47,7 +49,7 @@ export HOME="$root/.cache/release-home"
 mkdir -p "$HOME"
 export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 export PATH="$root/.venv/bin:$PATH"
-export DOCKER_HOST CONTAINERS_CONF
+export DOCKER_HOST DOCKER_CONFIG
 export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1
 # The playbook runs' output, their timings and the gate's reports stay here after the scenario.
 export CWS_RELEASE_REPORT_DIR="${CWS_RELEASE_REPORT_DIR:-$root/.cache/release-scenario}"

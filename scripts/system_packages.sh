@@ -10,7 +10,7 @@
 #
 # FEATURE is a name of the table below, or `all`. Packages are installed without their recommended
 # packages, as a fresh machine of this kind has them: whatever a feature needs is listed here by name
-# (netavark runs iptables, for example, which nothing depends on).
+# (dockerd runs iptables, for example, which it only recommends).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -19,13 +19,9 @@ table() {
   cat <<'EOF'
 postgres       postgresql          pg-server
 postgres       postgresql-client   cmd:pg_dump
-containers     podman              cmd:podman
-containers     runc                cmd:runc
-containers     netavark            file:/usr/lib/podman/netavark,/usr/libexec/podman/netavark
-containers     aardvark-dns        file:/usr/lib/podman/aardvark-dns,/usr/libexec/podman/aardvark-dns
+containers     docker.io           cmd:dockerd
 containers     iptables            cmd:iptables
 containers     debootstrap         cmd:debootstrap
-containers     docker-compose      cmd:docker-compose
 monitoring     prometheus          cmd:prometheus
 monitoring     prometheus-alertmanager cmd:prometheus-alertmanager
 monitoring     caddy               cmd:caddy

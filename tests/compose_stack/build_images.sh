@@ -2,7 +2,7 @@
 # Builds the runtime image of the compose stack without a registry: a Debian bookworm minbase root
 # filesystem made by debootstrap with the packages the reference service needs (Python 3, psycopg2,
 # Alembic with its `alembic` command, SQLAlchemy) and PostgreSQL 15 for the db service, imported with
-# `podman import`.
+# `podman import` or `docker import` (CWS_CONTAINER_CLI: podman, the default, or docker).
 #
 #   bash tests/compose_stack/build_images.sh            # ensure localhost/cws-runtime:bookworm exists
 #   bash tests/compose_stack/build_images.sh --force    # rebuild from scratch (ignores every cache)
@@ -38,17 +38,27 @@ trap 'say "failed at line $LINENO (exit $?)"' ERR
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
 
-command -v podman >/dev/null || die "podman is missing: run scripts/podman_env.sh first"
-if [ -z "${CONTAINERS_CONF:-}" ] && [ -f "$root/.cache/podman/containers.conf" ]; then
-  export CONTAINERS_CONF="$root/.cache/podman/containers.conf"
-fi
+ENGINE=${CWS_CONTAINER_CLI:-podman}
+case "$ENGINE" in
+  podman)
+    command -v podman >/dev/null || die "podman is missing: run scripts/podman_env.sh first"
+    if [ -z "${CONTAINERS_CONF:-}" ] && [ -f "$root/.cache/podman/containers.conf" ]; then
+      export CONTAINERS_CONF="$root/.cache/podman/containers.conf"
+    fi
+    label_format='{{index .Labels "cws.key"}}'
+    ;;
+  docker)
+    command -v docker >/dev/null || die "docker is missing: run scripts/docker_env.sh first"
+    label_format='{{index .Config.Labels "cws.key"}}'
+    ;;
+  *) die "CWS_CONTAINER_CLI must be podman or docker, not '$ENGINE'" ;;
+esac
 
 [ -n "$MIRROR" ] || die "no Debian mirror in this machine's apt sources: set CWS_DEBIAN_MIRROR"
 key=$(printf '%s\n' "$FORMAT_VERSION" "$SUITE" "$MIRROR" "$PACKAGES" | sha256sum | cut -c1-16)
 t0=$(now)
 
-if [ "$force" = 0 ] && podman image exists "$IMAGE" \
-   && [ "$(podman image inspect --format '{{index .Labels "cws.key"}}' "$IMAGE" 2>/dev/null)" = "$key" ]; then
+if [ "$force" = 0 ] && [ "$("$ENGINE" image inspect --format "$label_format" "$IMAGE" 2>/dev/null)" = "$key" ]; then
   say "$IMAGE is current (key $key): warm, $(since "$t0") s"
   exit 0
 fi
@@ -57,7 +67,7 @@ mkdir -p "$CACHE"
 tarball="$CACHE/cws-runtime-$key.tar"
 # Written under a temporary name and renamed when complete: a present tarball is a whole one.
 if [ "$force" = 1 ] || [ ! -s "$tarball" ]; then
-  command -v debootstrap >/dev/null || die "debootstrap is missing: run scripts/podman_env.sh first"
+  command -v debootstrap >/dev/null || die "debootstrap is missing: scripts/system_packages.sh ensure containers"
   [ "$(id -u)" = 0 ] || die "debootstrap needs root"
   rm -f "$tarball"
   work=$(mktemp -d "${TMPDIR:-/tmp}/cws-rootfs.XXXXXX")
@@ -79,9 +89,9 @@ if [ "$force" = 1 ] || [ ! -s "$tarball" ]; then
 fi
 
 t3=$(now)
-podman import --quiet \
+"$ENGINE" import \
   --change "LABEL cws.key=$key" \
-  --change "LABEL org.opencontainers.image.description=cleanwithsnapshot release compose stack runtime" \
+  --change "LABEL org.opencontainers.image.description=\"cleanwithsnapshot release compose stack runtime\"" \
   --change "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
   --change "ENV LANG=C.UTF-8" \
   --change 'CMD ["/bin/bash"]' \
