@@ -4,8 +4,9 @@
 """The release gate: the records of every check (of every host) -> GO / NO-GO / NO-GO-INCONCLUSIVE,
 reports in an artifacts directory, and the verdict published with set_stats semantics.
 
-The decision and the rendering live in module_utils/verdict.py (pure, unit tested); this plugin
-validates the task's options, reads check mode, writes the reports and shapes the task result.
+The decision lives in plugin_utils/decision.py and the reports in plugin_utils/reports.py (pure, unit
+tested); this plugin validates the task's options, reads check mode, writes the reports and shapes the
+task result.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,8 +17,8 @@ import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import verdict as gate_verdict
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision, reports
 
 ARGUMENT_SPEC = dict(
     records=dict(type="list", elements="raw", default=[]),
@@ -53,7 +54,7 @@ class ActionModule(ActionBase):
         secrets = [str(s) for s in (args.get("redact_values") or []) if s]
         check_mode = bool(self._task.check_mode)
 
-        report = gate_verdict.evaluate(
+        report = decision.evaluate(
             records=args.get("records"),
             results=args.get("results"),
             waivers=args.get("waivers"),
@@ -73,11 +74,11 @@ class ActionModule(ActionBase):
         paths = None
         write_error = None
         try:
-            paths = gate_verdict.write_reports(report, artifacts_dir)
+            paths = reports.write_reports(report, artifacts_dir)
         except (OSError, IOError) as exc:
             write_error = "could not write the reports to %s: %s" % (artifacts_dir, exc.strerror or exc)
 
-        msg = gate_verdict.message(report, paths)
+        msg = reports.message(report, paths)
         result.update(
             changed=False,
             verdict=report["verdict"],
@@ -105,12 +106,12 @@ class ActionModule(ActionBase):
         if args.get("publish_stats"):
             # set_stats' shape; aggregate=false so a second gate in one run replaces the verdict
             # instead of concatenating the strings.
-            result["ansible_stats"] = {"data": gate_verdict.stats(report, paths), "per_host": False, "aggregate": False}
+            result["ansible_stats"] = {"data": reports.stats(report, paths), "per_host": False, "aggregate": False}
 
         failed = False
         if report["input_errors"]:
             failed = True
-        elif args.get("fail_on_nogo") and report["verdict"] != gate_verdict.GO:
+        elif args.get("fail_on_nogo") and report["verdict"] != decision.GO:
             failed = True
         if write_error:
             failed = True

@@ -1,4 +1,4 @@
-"""The gate's decision and reports (plugins/module_utils/verdict.py): every decision path."""
+"""The gate's decision and reports (plugins/plugin_utils/decision.py and reports.py): every decision path."""
 from __future__ import annotations
 
 import collections
@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import verdict as v
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision as v
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import reports
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import make_record
 
 NOW = datetime.datetime(2026, 6, 15, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -197,7 +198,7 @@ def test_expired_waiver_is_ignored_and_reported():
     assert report["verdict"] == v.NO_GO
     assert report["waivers"]["expired"][0]["criterion"] == "backup.freshness"
     assert report["waivers"]["applied"] == []
-    assert "expired on 2026-06-14: ignored" in v.render_markdown(report)
+    assert "expired on 2026-06-14: ignored" in reports.render_markdown(report)
 
 
 def test_waiver_accepts_a_date_object():
@@ -338,7 +339,7 @@ def test_malformed_record_is_named_by_index_and_field_and_never_go(bad, fragment
     report = decide([rec("health.liveness", "pass"), bad])
     assert any(fragment in e for e in report["input_errors"]), report["input_errors"]
     assert report["verdict"] == v.INCONCLUSIVE
-    assert v.message(report).count("INPUT ") >= 1
+    assert reports.message(report).count("INPUT ") >= 1
 
 
 def test_malformed_record_with_readable_criterion_shows_as_inconclusive_criterion():
@@ -381,7 +382,7 @@ def test_message_names_each_failing_and_inconclusive_criterion_with_its_evidence
                rec("config.secrets", "fail", host="app1", summary="AUTH_SECRET_KEY shorter than 32"),
                rec("jobs.heartbeat", "error", host="app2", summary="connection refused")]
     report = decide(records, release="v2026.11.1")
-    text = v.message(report, {"markdown": "/a/gonogo.md"})
+    text = reports.message(report, {"markdown": "/a/gonogo.md"})
     assert text.startswith("NO-GO for release v2026.11.1: 2 blocking criteria failed: config.secrets, health.readiness")
     assert "FAILED health.readiness: app1: /readyz 503: checks jobs not ok" in text
     assert "FAILED config.secrets: app1: AUTH_SECRET_KEY shorter than 32" in text
@@ -392,7 +393,7 @@ def test_message_names_each_failing_and_inconclusive_criterion_with_its_evidence
 
 def test_stats_shape():
     report = decide([rec("health.readiness", "fail")], release="v1", check_mode=True)
-    data = v.stats(report, {"json": "/a/gonogo.json", "markdown": "/a/gonogo.md", "junit": "/a/junit.xml"})
+    data = reports.stats(report, {"json": "/a/gonogo.json", "markdown": "/a/gonogo.md", "junit": "/a/junit.xml"})
     assert data["gonogo_verdict"] == "NO-GO"
     assert data["gonogo_failing"] == ["health.readiness"]
     assert data["gonogo_report"]["json"] == "/a/gonogo.json"
@@ -416,7 +417,7 @@ def _sample_report(**kwargs):
 
 
 def test_markdown_has_banner_failing_first_and_every_criterion():
-    text = v.render_markdown(_sample_report())
+    text = reports.render_markdown(_sample_report())
     lines = text.splitlines()
     assert lines[0] == "# Release gate: NO-GO"
     assert lines[2].startswith("> **NO-GO: at least one blocking criterion failed.**")
@@ -441,7 +442,7 @@ def test_markdown_has_banner_failing_first_and_every_criterion():
 
 def test_junit_is_well_formed_with_one_testcase_per_criterion_and_host():
     report = _sample_report()
-    root = ET.fromstring(v.render_junit(report).encode("utf-8"))
+    root = ET.fromstring(reports.render_junit(report).encode("utf-8"))
     suite = root.find("testsuite")
     cases = {case.get("name"): case for case in suite.findall("testcase")}
     assert set(cases) == {
@@ -466,7 +467,7 @@ def test_junit_is_well_formed_with_one_testcase_per_criterion_and_host():
 def test_junit_check_mode_skip_is_an_error_and_input_errors_get_a_testcase():
     report = decide([rec("health.liveness", "pass"), rec("admin.cleanup", "skipped", summary="check mode: not sent"),
                      {"criterion": "x.y", "status": "odd"}], check_mode=True)
-    root = ET.fromstring(v.render_junit(report))
+    root = ET.fromstring(reports.render_junit(report))
     cases = {case.get("name"): case for case in root.iter("testcase")}
     assert cases["admin.cleanup"].find("error").get("type") == "check_mode"
     assert cases["gate.input"].find("error").get("type") == "input"
@@ -474,7 +475,7 @@ def test_junit_check_mode_skip_is_an_error_and_input_errors_get_a_testcase():
 
 def test_json_render_round_trips():
     report = _sample_report()
-    assert json.loads(v.render_json(report)) == json.loads(json.dumps(report))
+    assert json.loads(reports.render_json(report)) == json.loads(json.dumps(report))
 
 
 # ------------------------------------------------------------------------------------------- redaction
@@ -488,19 +489,19 @@ def test_canaries_never_reach_any_artifact(tmp_path):
     ]
     waivers = [{"criterion": "tls.redirect", "reason": "ticket says %s" % CANARY, "expires": "2026-07-01"}]
     report = decide(records, waivers=waivers, release="v1", secrets=[CANARY])
-    paths = v.write_reports(report, str(tmp_path / "artifacts"))
+    paths = reports.write_reports(report, str(tmp_path / "artifacts"))
     for path in paths.values():
         content = open(path, encoding="utf-8").read()
         assert CANARY not in content, path
         assert "********" in content
-    assert CANARY not in v.message(report)
-    assert CANARY not in json.dumps(v.stats(report, paths))
+    assert CANARY not in reports.message(report)
+    assert CANARY not in json.dumps(reports.stats(report, paths))
 
 
 def test_sensitive_keys_are_masked_without_the_secrets_list(tmp_path):
     report = decide([rec("health.readiness", "fail", evidence={"authorization": "Bearer %s" % CANARY, "token": CANARY,
                                                                "url": "https://u:%s@h/x" % CANARY})])
-    paths = v.write_reports(report, str(tmp_path))
+    paths = reports.write_reports(report, str(tmp_path))
     for path in paths.values():
         assert CANARY not in open(path, encoding="utf-8").read()
 
@@ -509,10 +510,10 @@ def test_sensitive_keys_are_masked_without_the_secrets_list(tmp_path):
 
 def test_reports_are_written_atomically_and_replace_old_ones(tmp_path):
     target = tmp_path / "out" / "deeper"
-    first = v.write_reports(decide([rec("health.liveness", "pass")]), str(target))
+    first = reports.write_reports(decide([rec("health.liveness", "pass")]), str(target))
     assert sorted(os.listdir(target)) == ["gonogo.json", "gonogo.md", "junit.xml"]
     assert json.load(open(first["json"]))["verdict"] == "GO"
-    second = v.write_reports(decide([rec("health.liveness", "fail")]), str(target))
+    second = reports.write_reports(decide([rec("health.liveness", "fail")]), str(target))
     assert second == first
     assert json.load(open(second["json"]))["verdict"] == "NO-GO"
     assert sorted(os.listdir(target)) == ["gonogo.json", "gonogo.md", "junit.xml"]  # no temporary leftovers
@@ -522,7 +523,7 @@ def test_reports_are_written_atomically_and_replace_old_ones(tmp_path):
 
 
 def test_a_failed_write_leaves_the_previous_reports_whole(tmp_path, monkeypatch):
-    v.write_reports(decide([rec("health.liveness", "pass")]), str(tmp_path))
+    reports.write_reports(decide([rec("health.liveness", "pass")]), str(tmp_path))
     before = {name: (tmp_path / name).read_text() for name in os.listdir(tmp_path)}
     real_fsync = os.fsync
     calls = []
@@ -533,9 +534,9 @@ def test_a_failed_write_leaves_the_previous_reports_whole(tmp_path, monkeypatch)
             raise OSError(28, "No space left on device")
         return real_fsync(fd)
 
-    monkeypatch.setattr(v.os, "fsync", failing_fsync)
+    monkeypatch.setattr(reports.os, "fsync", failing_fsync)
     with pytest.raises(OSError):
-        v.write_reports(decide([rec("health.liveness", "fail")]), str(tmp_path))
+        reports.write_reports(decide([rec("health.liveness", "fail")]), str(tmp_path))
     after = {name: (tmp_path / name).read_text() for name in os.listdir(tmp_path)}
     assert after == before  # old reports intact, no temporary file left behind
 
@@ -544,7 +545,7 @@ def test_unwritable_directory_raises_oserror(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OSError):
-        v.write_reports(decide([rec("health.liveness", "pass")]), str(blocker / "sub"))
+        reports.write_reports(decide([rec("health.liveness", "pass")]), str(blocker / "sub"))
 
 
 # ------------------------------------------------------------------------------------------- expected hosts
@@ -555,9 +556,9 @@ def test_expected_host_without_any_result_is_never_go():
     assert report["verdict"] == v.INCONCLUSIVE
     assert report["missing_hosts"] == ["app2", "app3"]  # skipped records are no result
     assert "2 expected hosts reported no result: app2, app3" in report["reasons"]
-    assert "NO RESULT from app2, app3" in v.message(report)
-    assert "## Expected hosts without results" in v.render_markdown(report)
-    cases = {c.get("name"): c for c in ET.fromstring(v.render_junit(report)).iter("testcase")}
+    assert "NO RESULT from app2, app3" in reports.message(report)
+    assert "## Expected hosts without results" in reports.render_markdown(report)
+    cases = {c.get("name"): c for c in ET.fromstring(reports.render_junit(report)).iter("testcase")}
     assert cases["gate.hosts [app3]"].find("error").get("type") == "missing_host"
 
 
