@@ -43,7 +43,9 @@ options:
   records:
     description:
       - Check records, each C({criterion, name, status, blocking, summary, evidence, duration_ms}) and
-        optionally C(host) (the host the check ran for).
+        optionally C(host) (the host the check ran for) and C(skip_reason).
+      - C(skip_reason) says why a C(skipped) record was not decided, one of C(check_mode), C(not_requested),
+        C(not_applicable); any other value, or a skip reason on a record that is not C(skipped), is bad input.
       - O(records) and O(results) may both be given; their records are combined.
     type: list
     elements: raw
@@ -145,8 +147,9 @@ attributes:
     details:
       - The gate decides from the records it receives; read-only probes run for real in check mode.
       - The reports are written in check mode too (they are the point of a check run); they say C(mode=check).
-      - A blocking record skipped because of check mode (its C(evidence.check_mode) is true or its summary says
-        check mode) leaves its criterion unverified, so a check run never says C(GO) for something it did not check.
+      - A blocking record skipped because of check mode (its C(skip_reason) is C(check_mode); records built before
+        that field existed say so with C(evidence.check_mode=true)) leaves its criterion unverified, so a check
+        run never says C(GO) for something it did not check. The summary's wording is never read.
   diff_mode:
     support: none
   platform:

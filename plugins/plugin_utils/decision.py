@@ -25,6 +25,7 @@ import re
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import CRITERION_PATTERN, worst_status
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import ERROR, FAIL, PASS, SKIPPED, STATUSES
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import SKIP_CHECK_MODE, SKIP_REASONS
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import (
     redact,
     redact_text,
@@ -47,10 +48,10 @@ OUTCOMES = (OUTCOME_FAIL, OUTCOME_INCONCLUSIVE, OUTCOME_WAIVED, OUTCOME_ADVISORY
 MISSING = "missing"  # the status of a required criterion that no record speaks about
 SCHEMA_VERSION = 1
 
-_RECORD_FIELDS = frozenset(("criterion", "name", "status", "blocking", "summary", "evidence", "duration_ms", "host"))
+_RECORD_FIELDS = frozenset(("criterion", "name", "status", "blocking", "summary", "evidence", "duration_ms", "host",
+                            "skip_reason"))
 _WAIVER_FIELDS = frozenset(("criterion", "reason", "expires", "host", "approved_by", "ticket"))
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_CHECK_MODE_TEXT = re.compile(r"check[ _-]?mode", re.IGNORECASE)
 SUMMARY_LIMIT = 200
 _VALUE_LIMIT = 60
 
@@ -89,6 +90,16 @@ def _short(value, limit=_VALUE_LIMIT):
 
 def _is_text(value):
     return isinstance(value, str)
+
+
+def _skip_reason_errors(skip_reason, status, where):
+    if skip_reason is None:
+        return []
+    if skip_reason not in SKIP_REASONS:
+        return ["%s.skip_reason: unknown skip reason %s (expected %s)" % (where, _short(skip_reason), ", ".join(SKIP_REASONS))]
+    if status != SKIPPED:
+        return ["%s.skip_reason: only a skipped record has a skip reason, this one is %s" % (where, _short(status))]
+    return []
 
 
 def normalize_record(raw, where, secrets=(), default_host=None):
@@ -134,6 +145,8 @@ def normalize_record(raw, where, secrets=(), default_host=None):
     host = raw.get("host", default_host)
     if host is not None and not _is_text(host):
         errors.append("%s.host: must be text" % where)
+    skip_reason = raw.get("skip_reason")
+    errors.extend(_skip_reason_errors(skip_reason, status, where))
 
     if errors:
         record = {
@@ -146,7 +159,7 @@ def normalize_record(raw, where, secrets=(), default_host=None):
     record = {
         "criterion": criterion, "name": name, "status": status, "blocking": blocking,
         "summary": str(summary), "evidence": evidence, "duration_ms": round(float(duration), 1),
-        "host": host, "source": where, "malformed": False,
+        "host": host, "source": where, "malformed": False, "skip_reason": skip_reason,
     }
     return redact(record, secrets), []
 
@@ -311,15 +324,17 @@ def _check_ids(values, option):
 # Decision
 # ---------------------------------------------------------------------------------------------
 
-def skipped_for_check_mode(record):
-    """A skipped record that says it was skipped because of check mode: ``evidence.check_mode``
-    true, or a summary that mentions check mode."""
+def check_mode_skip(record):
+    """A skipped record whose ``skip_reason`` says check mode withheld it (never its wording).
+
+    Records built in templates before ``skip_reason`` existed say so with ``evidence.check_mode: true``
+    (a typed field too); that is honoured until every producer sets ``skip_reason``."""
     if record["status"] != SKIPPED:
         return False
-    evidence = record.get("evidence") or {}
-    if isinstance(evidence, dict) and evidence.get("check_mode") is True:
+    if record.get("skip_reason") == SKIP_CHECK_MODE:
         return True
-    return bool(_CHECK_MODE_TEXT.search(record.get("summary") or ""))
+    evidence = record.get("evidence") or {}
+    return isinstance(evidence, dict) and evidence.get("check_mode") is True
 
 
 def _waiver_for(record, waivers):
@@ -418,7 +433,7 @@ def _mark_records(recs, forced_advisory, active, used_waivers):
     check mode, which waiver covers it."""
     for record in recs:
         record["effective_blocking"] = bool(record["blocking"]) and not forced_advisory
-        record["check_mode_skip"] = record["effective_blocking"] and skipped_for_check_mode(record)
+        record["check_mode_skip"] = record["effective_blocking"] and check_mode_skip(record)
         waiver = None
         if record["effective_blocking"] and (record["status"] in (FAIL, ERROR) or record["check_mode_skip"]):
             waiver = _waiver_for(record, active)
@@ -463,7 +478,7 @@ def _outcome(recs, gating_status, unresolved_missing, missing_waiver, check_mode
 
 def _missing_reason(recs, check_mode):
     skipped = [r for r in recs if r["status"] == SKIPPED]
-    if any(skipped_for_check_mode(r) for r in skipped) or (check_mode and skipped):
+    if any(check_mode_skip(r) for r in skipped) or (check_mode and skipped):
         return "required, but skipped in check mode: not verified"
     if skipped:
         return "required, but every record of it was skipped"

@@ -14,11 +14,13 @@ pytestmark = pytest.mark.integration
 CANARY = "CANARY-playbook-91ac44"
 
 
-def record(criterion, status, summary=None, host=None, blocking=True, evidence=None):
+def record(criterion, status, summary=None, host=None, blocking=True, evidence=None, skip_reason=None):
     rec = {"criterion": criterion, "name": criterion, "status": status, "blocking": blocking,
            "summary": summary or "%s %s" % (criterion, status), "evidence": evidence or {}, "duration_ms": 12.5}
     if host:
         rec["host"] = host
+    if skip_reason:
+        rec["skip_reason"] = skip_reason
     return rec
 
 
@@ -112,14 +114,17 @@ def test_malformed_waiver_fails_with_the_field_named(run_playbook):
 
 
 def test_check_mode_writes_reports_and_never_says_go_unverified(run_playbook):
-    records = PASSING + [record("smoke.lead", "skipped", "check mode: POST /v1/leads planned, not sent",
-                                evidence={"check_mode": True})]
+    records = PASSING + [record("smoke.lead", "skipped", "POST /v1/leads planned, not sent", skip_reason="check_mode")]
     run = run_playbook([gate_task(required_criteria=["smoke.lead"])], {"records": records}, check=True)
     assert run.rc == 2
     report = run.report()
     assert report["mode"] == "check"
     assert report["verdict"] == "NO-GO-INCONCLUSIVE"
+    assert report["input_errors"] == []
     assert "(check mode)" in run.stdout
+    run_unrequired = run_playbook([gate_task()], {"records": records}, check=True)
+    assert run_unrequired.rc == 2 and run_unrequired.report()["inconclusive"] == ["smoke.lead"]
+    assert "skipped because of check mode: not verified" in run_unrequired.stdout
     run_ok = run_playbook([gate_task()], {"records": PASSING}, check=True)
     assert run_ok.rc == 0 and run_ok.report()["mode"] == "check" and run_ok.custom_stats["gonogo_report"]["mode"] == "check"
 

@@ -15,7 +15,7 @@ from ansible.plugins.loader import connection_loader
 from ansible.template import Templar
 
 from ansible_collections.cleanwithsnapshot.release.plugins.action import gate as gate_action
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import make_record
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import SKIP_CHECK_MODE, make_record
 from ansible_collections.cleanwithsnapshot.release.plugins.modules import gate as gate_doc
 
 CANARY = "CANARY-gate-6d0c1e"
@@ -95,7 +95,7 @@ def test_bad_input_fails_even_without_fail_on_nogo(tmp_path):
 
 
 def test_check_mode_writes_reports_that_say_check(tmp_path):
-    records = passing() + [make_record("smoke.lead", "skipped", "check mode: POST planned, not sent")]
+    records = passing() + [make_record("smoke.lead", "skipped", "POST planned, not sent", skip_reason=SKIP_CHECK_MODE)]
     result = run_gate({"records": records, "artifacts_dir": str(tmp_path), "required_criteria": ["smoke.lead"]},
                       check_mode=True)
     assert result["mode"] == "check"

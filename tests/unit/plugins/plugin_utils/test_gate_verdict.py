@@ -11,15 +11,20 @@ import pytest
 
 from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision as v
 from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import reports
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import make_record
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
+    SKIP_CHECK_MODE,
+    SKIP_NOT_APPLICABLE,
+    SKIP_NOT_REQUESTED,
+    make_record,
+)
 
 NOW = datetime.datetime(2026, 6, 15, 12, 0, 0, tzinfo=datetime.timezone.utc)
 CANARY = "CANARY-s3cr3t-7f1d2b"
 
 
-def rec(criterion, status, host=None, blocking=True, summary=None, evidence=None, duration_ms=5.0):
+def rec(criterion, status, host=None, blocking=True, summary=None, evidence=None, duration_ms=5.0, skip_reason=None):
     record = make_record(criterion, status, summary if summary is not None else "%s %s" % (criterion, status),
-                         evidence=evidence, blocking=blocking, duration_ms=duration_ms)
+                         evidence=evidence, blocking=blocking, duration_ms=duration_ms, skip_reason=skip_reason)
     if host is not None:
         record["host"] = host
     return record
@@ -117,7 +122,7 @@ def test_required_criterion_with_only_an_error_is_inconclusive():
 
 def test_required_criterion_skipped_in_check_mode_cannot_be_go():
     records = [rec("health.liveness", "pass"),
-               rec("smoke.lead", "skipped", summary="check mode: POST not sent", evidence={"check_mode": True})]
+               rec("smoke.lead", "skipped", summary="POST not sent", skip_reason=SKIP_CHECK_MODE)]
     report = decide(records, required_criteria=["smoke.lead"], check_mode=True)
     assert report["mode"] == "check"
     assert report["verdict"] == v.INCONCLUSIVE
@@ -126,18 +131,50 @@ def test_required_criterion_skipped_in_check_mode_cannot_be_go():
 
 
 def test_blocking_record_skipped_because_of_check_mode_is_unverified_even_when_not_required():
-    records = [rec("health.liveness", "pass"), rec("admin.cleanup", "skipped", summary="planned, not sent (check mode)")]
+    records = [rec("health.liveness", "pass"), rec("admin.cleanup", "skipped", summary="planned, not sent",
+                                                   skip_reason=SKIP_CHECK_MODE)]
     report = decide(records, check_mode=True)
     assert report["verdict"] == v.INCONCLUSIVE
     assert report["inconclusive"] == ["admin.cleanup"]
     assert "skipped because of check mode: not verified" in by_id(report)["admin.cleanup"]["reasons"]
 
 
-def test_check_mode_skip_detected_from_evidence_flag():
-    record = rec("admin.cleanup", "skipped", summary="planned", evidence={"check_mode": True})
-    assert v.skipped_for_check_mode(dict(record, evidence={"check_mode": True}))
-    assert not v.skipped_for_check_mode(rec("admin.cleanup", "skipped", summary="writes not allowed"))
-    assert not v.skipped_for_check_mode(rec("admin.cleanup", "pass", summary="check mode"))
+def test_check_mode_skip_is_read_from_the_skip_reason_never_from_the_wording():
+    assert v.check_mode_skip(rec("admin.cleanup", "skipped", summary="planned", skip_reason=SKIP_CHECK_MODE))
+    assert not v.check_mode_skip(rec("admin.cleanup", "skipped", summary="skipped in check mode"))
+    assert not v.check_mode_skip(rec("admin.cleanup", "skipped", summary="planned", skip_reason=SKIP_NOT_REQUESTED))
+    assert not v.check_mode_skip(rec("admin.cleanup", "pass", summary="check mode"))
+
+
+def test_check_mode_skip_from_the_evidence_flag_of_template_built_records():
+    assert v.check_mode_skip(rec("admin.cleanup", "skipped", summary="planned", evidence={"check_mode": True}))
+    assert not v.check_mode_skip(rec("admin.cleanup", "skipped", summary="planned", evidence={"check_mode": "yes"}))
+
+
+def test_a_skipped_record_that_mentions_check_mode_without_the_field_does_not_gate():
+    report = decide([rec("health.liveness", "pass"), rec("admin.cleanup", "skipped", summary="check mode: not sent")],
+                    check_mode=True)
+    assert report["verdict"] == v.GO
+    assert by_id(report)["admin.cleanup"]["outcome"] == v.OUTCOME_SKIPPED
+
+
+@pytest.mark.parametrize("reason", [SKIP_CHECK_MODE, SKIP_NOT_REQUESTED, SKIP_NOT_APPLICABLE])
+def test_every_skip_reason_is_accepted(reason):
+    report = decide([rec("health.liveness", "pass"), rec("admin.cleanup", "skipped", skip_reason=reason)])
+    assert report["input_errors"] == []
+    assert by_id(report)["admin.cleanup"]["records"][0]["check_mode_skip"] is (reason == SKIP_CHECK_MODE)
+
+
+@pytest.mark.parametrize("record, problem", [
+    ({"criterion": "admin.cleanup", "status": "skipped", "skip_reason": "later"}, "unknown skip reason later"),
+    ({"criterion": "admin.cleanup", "status": "skipped", "skip_reason": ["check_mode"]}, "unknown skip reason"),
+    ({"criterion": "admin.cleanup", "status": "fail", "skip_reason": "check_mode"}, "only a skipped record"),
+])
+def test_a_bad_skip_reason_is_an_input_error_naming_the_field(record, problem):
+    report = decide([rec("health.liveness", "pass"), record])
+    assert report["verdict"] == v.INCONCLUSIVE
+    assert any("records[1].skip_reason" in e and problem in e for e in report["input_errors"]), report["input_errors"]
+    assert by_id(report)["admin.cleanup"]["outcome"] == v.OUTCOME_INCONCLUSIVE
 
 
 def test_check_mode_with_all_read_only_checks_passing_is_go_and_says_check():
@@ -147,7 +184,8 @@ def test_check_mode_with_all_read_only_checks_passing_is_go_and_says_check():
 
 def test_advisory_record_skipped_in_check_mode_does_not_gate():
     report = decide([rec("health.liveness", "pass"),
-                     rec("jobs.run_once", "skipped", blocking=False, summary="check mode: not run")], check_mode=True)
+                     rec("jobs.run_once", "skipped", blocking=False, summary="not run",
+                         skip_reason=SKIP_CHECK_MODE)], check_mode=True)
     assert report["verdict"] == v.GO
 
 
@@ -465,7 +503,7 @@ def test_junit_is_well_formed_with_one_testcase_per_criterion_and_host():
 
 
 def test_junit_check_mode_skip_is_an_error_and_input_errors_get_a_testcase():
-    report = decide([rec("health.liveness", "pass"), rec("admin.cleanup", "skipped", summary="check mode: not sent"),
+    report = decide([rec("health.liveness", "pass"), rec("admin.cleanup", "skipped", summary="not sent", skip_reason=SKIP_CHECK_MODE),
                      {"criterion": "x.y", "status": "odd"}], check_mode=True)
     root = ET.fromstring(reports.render_junit(report))
     cases = {case.get("name"): case for case in root.iter("testcase")}
