@@ -37,13 +37,13 @@ class LockError(Exception):
 
 
 def holder_text(holder):
-    """``user@controller (play, version v2, run abc) since 2026-12-02T21:00:00+00:00``."""
+    """``user@controller (play, version v2) since 2026-12-02T21:00:00+00:00``: who holds a lock, in few words."""
     holder = holder or {}
     text = "%s@%s (%s" % (holder.get("user") or "unknown", holder.get("controller") or "unknown",
                           holder.get("play") or "unknown play")
     if holder.get("version"):
         text += ", version %s" % holder["version"]
-    return text + ", run %s) since %s" % (holder.get("run_id") or "unknown", holder.get("started") or "unknown")
+    return text + ") since %s" % (holder.get("started") or "unknown")
 
 
 def new_holder(identity, now=None):
@@ -134,10 +134,10 @@ def _result(status, summary, evidence, **fields):
 def _refusal(path, current, expiry, now, check_mode):
     age = age_seconds(current, now)
     expired = bool(expiry) and age is not None and age >= expiry
-    hint = ("older than its expiry (%ss): set release_lock_break=true to break it" % expiry if expired
-            else "wait for it to end, or release it (state=released, force) if that run is gone")
-    summary = "%sthe deploy lock %s is held by %s (%ss ago); %s" % (
-        "check mode: " if check_mode else "", path, holder_text(current), age, hint)
+    hint = ("expired after %ss: release_lock_break=true breaks it" % expiry if expired
+            else "wait for it to end, or release it (force) if that run is gone")
+    summary = "%sheld by %s (%ss ago); %s; run %s, %s" % (
+        "check mode: " if check_mode else "", holder_text(current), age, hint, current.get("run_id"), path)
     return _result(FAIL, summary, {"path": path, "holder": current, "age_s": age, "expired": expired},
                    refused=True, holder=current)
 
@@ -153,14 +153,15 @@ def acquire(path, identity, expiry=0, break_expired=False, check_mode=False, now
                 return _result(SKIPPED, "check mode: the deploy lock %s is free, nothing taken" % path,
                                {"path": path, "holder": None}, skip_reason=SKIP_CHECK_MODE)
             if _create(path, holder):
-                summary = "deploy lock %s taken by %s" % (path, holder_text(holder))
+                summary = "taken by %s, run %s, %s" % (holder_text(holder), holder["run_id"], path)
                 if broken:
-                    summary += "; BROKE the expired lock of %s" % holder_text(broken)
+                    summary = "BROKE the expired lock of %s (run %s); %s" % (holder_text(broken), broken.get("run_id"),
+                                                                            summary)
                 return _result(PASS, summary, {"path": path, "holder": holder, "broken": broken}, changed=True,
                                acquired=True, holder=holder, broken=broken)
             continue
         if current.get("run_id") == holder["run_id"]:
-            return _result(PASS, "deploy lock %s already held by this run, %s" % (path, holder_text(current)),
+            return _result(PASS, "held by this run already: %s, run %s, %s" % (holder_text(current), current["run_id"], path),
                            {"path": path, "holder": current}, acquired=True, already_held=True, holder=current)
         age = age_seconds(current, now)
         if not (break_expired and expiry and age is not None and age >= expiry):
@@ -183,9 +184,10 @@ def release(path, run_id, force=False, check_mode=False):
         return _result(PASS, "deploy lock %s is free, nothing to release" % path, {"path": path, "holder": None})
     own = current.get("run_id") == run_id
     if not own and not force:
-        return _result(FAIL, "deploy lock %s is held by another run, %s; not released (force releases it)"
-                       % (path, holder_text(current)), {"path": path, "holder": current}, refused=True, holder=current)
-    what = "deploy lock %s of %s%s" % (path, holder_text(current), "" if own else " (another run, forced)")
+        return _result(FAIL, "not released: held by another run, %s, run %s (force releases it); %s"
+                       % (holder_text(current), current.get("run_id"), path), {"path": path, "holder": current}, refused=True, holder=current)
+    what = "deploy lock of %s, run %s%s; %s" % (holder_text(current), current.get("run_id"),
+                                                  "" if own else " (another run, forced)", path)
     if check_mode:
         return _result(SKIPPED, "check mode: would release the %s" % what, {"path": path, "holder": current},
                        holder=current, skip_reason=SKIP_CHECK_MODE)
@@ -201,6 +203,6 @@ def status(path, expiry=0, now=None):
         return _result(PASS, "deploy lock %s is free" % path, {"path": path, "holder": None})
     age = age_seconds(current, now)
     expired = bool(expiry) and age is not None and age >= expiry
-    return _result(PASS, "deploy lock %s is held by %s (%ss ago%s)" % (path, holder_text(current), age,
-                                                                    ", expired" if expired else ""),
+    return _result(PASS, "held by %s (%ss ago%s), run %s; %s" % (holder_text(current), age, ", expired" if expired
+                                                               else "", current.get("run_id"), path),
                    {"path": path, "holder": current, "age_s": age, "expired": expired}, holder=current)
