@@ -29,6 +29,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     records_of_results,
     rollup_record,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.json_file import read_json
 
 RUNNING = "running"
 PROMOTED = "promoted"
@@ -67,13 +68,12 @@ def validate_stages(stages, option="stages"):
 def load(path):
     """The recorded state, or None when there is none. An unreadable file is an error, never 'no canary'."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            state = json.load(handle)
-    except FileNotFoundError:
-        return None
+        state = read_json(path)
     except (OSError, ValueError) as exc:
         raise CanaryStateError("path: the canary state %s cannot be read (%s); move it away to start afresh"
                                % (path, exc))
+    if state is None:
+        return None
     if not isinstance(state, dict) or "status" not in state:
         raise CanaryStateError("path: %s is not a canary state file; move it away to start afresh" % path)
     return state

@@ -27,6 +27,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     SKIP_CHECK_MODE,
     make_record,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.json_file import read_json
 
 CRITERION = "deploy.lock"
 HOLDER_KEYS = ("run_id", "controller", "user", "play", "version")
@@ -61,12 +62,11 @@ def new_holder(identity, now=None):
 def read(path):
     """The holder of the lock, or None when it is free. An unreadable lock is an error, never 'free'."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            holder = json.load(handle)
-    except FileNotFoundError:
-        return None
+        holder = read_json(path)
     except (OSError, ValueError) as exc:
         raise LockError("path: the deploy lock %s cannot be read (%s); look at it, then remove it by hand" % (path, exc))
+    if holder is None:
+        return None
     if not isinstance(holder, dict) or not holder.get("run_id"):
         raise LockError("path: %s is not a deploy lock (no run_id); look at it, then remove it by hand" % path)
     return holder
@@ -155,8 +155,8 @@ def acquire(path, identity, expiry=0, break_expired=False, check_mode=False, now
             if _create(path, holder):
                 summary = "taken by %s, run %s, %s" % (holder_text(holder), holder["run_id"], path)
                 if broken:
-                    summary = "BROKE the expired lock of %s (run %s); %s" % (holder_text(broken), broken.get("run_id"),
-                                                                            summary)
+                    summary = "BROKE the expired lock of %s (run %s); %s" % (
+                        holder_text(broken), broken.get("run_id"), summary)
                 return _result(PASS, summary, {"path": path, "holder": holder, "broken": broken}, changed=True,
                                acquired=True, holder=holder, broken=broken)
             continue
@@ -184,10 +184,11 @@ def release(path, run_id, force=False, check_mode=False):
         return _result(PASS, "deploy lock %s is free, nothing to release" % path, {"path": path, "holder": None})
     own = current.get("run_id") == run_id
     if not own and not force:
-        return _result(FAIL, "not released: held by another run, %s, run %s (force releases it); %s"
-                       % (holder_text(current), current.get("run_id"), path), {"path": path, "holder": current}, refused=True, holder=current)
-    what = "deploy lock of %s, run %s%s; %s" % (holder_text(current), current.get("run_id"),
-                                                  "" if own else " (another run, forced)", path)
+        summary = "not released: held by another run, %s, run %s (force releases it); %s" % (
+            holder_text(current), current.get("run_id"), path)
+        return _result(FAIL, summary, {"path": path, "holder": current}, refused=True, holder=current)
+    what = "deploy lock of %s, run %s%s; %s" % (
+        holder_text(current), current.get("run_id"), "" if own else " (another run, forced)", path)
     if check_mode:
         return _result(SKIPPED, "check mode: would release the %s" % what, {"path": path, "holder": current},
                        holder=current, skip_reason=SKIP_CHECK_MODE)
@@ -203,6 +204,6 @@ def status(path, expiry=0, now=None):
         return _result(PASS, "deploy lock %s is free" % path, {"path": path, "holder": None})
     age = age_seconds(current, now)
     expired = bool(expiry) and age is not None and age >= expiry
-    return _result(PASS, "held by %s (%ss ago%s), run %s; %s" % (holder_text(current), age, ", expired" if expired
-                                                               else "", current.get("run_id"), path),
-                   {"path": path, "holder": current, "age_s": age, "expired": expired}, holder=current)
+    summary = "held by %s (%ss ago%s), run %s; %s" % (
+        holder_text(current), age, ", expired" if expired else "", current.get("run_id"), path)
+    return _result(PASS, summary, {"path": path, "holder": current, "age_s": age, "expired": expired}, holder=current)

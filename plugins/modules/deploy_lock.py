@@ -163,9 +163,8 @@ def main():
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="path: the deploy lock %s cannot be written: %s" % (params["path"], exc))
-    records = result.pop("records")
-    changed = result.pop("changed")
-    exit_with_records(module, records, changed=changed, msg=records[0]["summary"], **result)
+    extra = dict((key, result[key]) for key in ("acquired", "already_held", "refused", "holder", "broken"))
+    exit_with_records(module, result["records"], changed=result["changed"], msg=result["records"][0]["summary"], **extra)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class Run:
         self.elapsed = None
 
     def wait(self, timeout=240):
-        self.output, _ = self.proc.communicate(timeout=timeout)
+        self.output = self.proc.communicate(timeout=timeout)[0]
         self.elapsed = time.monotonic() - self.started
         return self.proc.returncode
 

@@ -16,8 +16,10 @@ make is undone by ``MatrixContext.reset()`` (the stack's clear_faults() plus wha
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
+import time
 
 import psycopg2
 from psycopg2 import sql
@@ -88,6 +90,18 @@ def db_refuses_connections(ctx):
     run(sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()")
         .format(sql.Literal(dbname)))
     ctx.undo.append(lambda: run(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(dbname))))
+
+
+def lock_held_by_another_run(ctx):
+    """Another run holds the deploy lock of the app host (its lock file, as deploy_lock writes it): the release
+    must refuse at once, NO-GO, naming that run's user, controller, play, version and start."""
+    path = os.path.join(ctx.stack.state_dir, ".release-lock")
+    holder = {"run_id": "matrix-other-run", "controller": "other-controller", "user": "other-operator",
+              "play": "deploy.yml", "version": "v-other", "started": "2026-12-02T20:00:00+00:00",
+              "started_epoch": int(time.time()), "pid": 1}
+    with open(path, "x", encoding="utf-8") as handle:
+        json.dump(holder, handle)
+    ctx.undo.append(lambda: os.path.exists(path) and os.unlink(path))
 
 
 def tls_front(cert="valid", hsts=True, redirect=True, trust_ca=True):
@@ -218,6 +232,8 @@ CASES = [
     case("host_dir_missing", "host", "release.yml", ("host.dirs",), remove_app_dir("var"), verdict="NO-GO"),
     case("host_logs_missing", "host", "release.yml", ("host.dirs",), remove_app_dir("logs"), verdict="NO-GO"),
     case("host_no_docker", "host", "release.yml", ("host.docker",), nothing, extra_vars=("-e", "preflight_docker=true")),
+    # --- concurrent deploys (another run holds the deploy lock)
+    case("deploy_locked", "lock", "release.yml", ("deploy.lock",), lock_held_by_another_run, verdict="NO-GO", ci=True),
     # --- TLS and security headers (a TLS front end like the production reverse proxy)
     case("security_headers_missing", "tls", "verify.yml", ("headers.security",), switch("security_headers_missing"),
          verdict="NO-GO"),

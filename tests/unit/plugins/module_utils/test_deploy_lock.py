@@ -35,7 +35,7 @@ def test_acquire_writes_the_holder_and_a_pass_record(lock):
     record = result["records"][0]
     assert record["criterion"] == "deploy.lock" and record["status"] == "pass"
     assert "user-a@ctl-a" in record["summary"]
-    assert [name for name in os.listdir(os.path.dirname(lock))] == [".release-lock"]  # no temporary left
+    assert os.listdir(os.path.dirname(lock)) == [".release-lock"]  # no temporary left
 
 
 def test_acquire_again_by_the_same_run_changes_nothing(lock):
@@ -131,19 +131,25 @@ def test_missing_directory_and_missing_run_id_are_errors(tmp_path):
         dl.acquire(str(tmp_path / ".release-lock"), who(""))
 
 
-def test_concurrent_threads_have_exactly_one_winner(lock):
-    barrier = threading.Barrier(16)
+def race(count, take):
+    """``take(index)`` from ``count`` threads released at once; their results by index."""
+    barrier = threading.Barrier(count)
     results = {}
 
-    def take(index):
+    def run(index):
         barrier.wait()
-        results[index] = dl.acquire(lock, who("t%d" % index))
+        results[index] = take(index)
 
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(16)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return results
+
+
+def test_concurrent_threads_have_exactly_one_winner(lock):
+    results = race(16, lambda index: dl.acquire(lock, who("t%d" % index)))
     winners = [i for i, r in results.items() if r["acquired"]]
     assert len(winners) == 1, results
     assert all(r["refused"] for i, r in results.items() if i not in winners)
@@ -163,7 +169,7 @@ def test_concurrent_processes_have_exactly_one_winner(lock):
     for proc in procs:
         proc.start()
     start.set()
-    outcomes = dict(queue.get(timeout=30) for _ in procs)
+    outcomes = dict(queue.get(timeout=30) for _proc in procs)
     for proc in procs:
         proc.join(timeout=30)
     winners = [i for i, won in outcomes.items() if won]
@@ -174,18 +180,7 @@ def test_concurrent_processes_have_exactly_one_winner(lock):
 
 def test_concurrent_breakers_of_one_expired_lock_have_exactly_one_winner(lock):
     dl.acquire(lock, who("old"), now=0)
-    barrier = threading.Barrier(8)
-    results = {}
-
-    def take(index):
-        barrier.wait()
-        results[index] = dl.acquire(lock, who("b%d" % index), expiry=10, break_expired=True)
-
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(8, lambda index: dl.acquire(lock, who("b%d" % index), expiry=10, break_expired=True))
     winners = [i for i, r in results.items() if r["acquired"]]
     assert len(winners) == 1, results
     # The winner broke the old lock, or found it just removed by a breaker that then lost the race to take it.
