@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
+    SKIP_CHECK_MODE,
     SKIPPED,
     make_record,
     records_of_results,
@@ -57,7 +58,7 @@ class ActionModule(ActionBase):
         if self._task.check_mode and args["skip_in_check_mode"]:
             record = make_record(args["criterion"], SKIPPED, "%s: planned in check mode, not observed"
                                  % (args["label"] or args["criterion"]), record["evidence"], args["blocking"],
-                                 name=args["name"])
+                                 name=args["name"], skip_reason=SKIP_CHECK_MODE)
         record = redact(record)
         result.update(changed=False, records=[record], status=record["status"])
         return result

@@ -49,6 +49,7 @@ def test_check_mode_skips_when_asked_and_secrets_are_masked():
                          "evidence": {"password": "hunter2-hunter2"}}, check_mode=True)
     record = result["records"][0]
     assert record["status"] == "skipped" and "planned in check mode" in record["summary"]
+    assert record["skip_reason"] == "check_mode"  # what the gate reads, not the summary
     assert "hunter2" not in repr(result)
 
 
