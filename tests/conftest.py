@@ -1,7 +1,9 @@
-"""Shared fixtures: a real PostgreSQL cluster for the whole session, and module runners."""
+"""Shared fixtures: a real PostgreSQL cluster for the whole session, module runners, a scripted HTTP
+server on loopback (``server``) and a loopback port nothing listens on (``closed_port``)."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import run_module  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from scripted_http import ScriptedServer  # noqa: E402  pylint: disable=wrong-import-position
 pytest_plugins = ("refstack_fixtures", "monitoring_fixtures")
 
 
@@ -41,3 +44,20 @@ def pg_server():
 @pytest.fixture()
 def module_runner():
     return run_module
+
+
+@pytest.fixture()
+def server():
+    """A scripted HTTP server on loopback (tests/harness/scripted_http.py)."""
+    with ScriptedServer() as srv:
+        yield srv
+
+
+@pytest.fixture()
+def closed_port():
+    """A loopback port with nothing listening (bound once, then released): connections are refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

@@ -3,7 +3,6 @@ a CA, self-signed, wrong host name, expiring soon; HTTPS requests with a CA file
 certificate; HSTS required on https only."""
 from __future__ import annotations
 
-import socket
 
 import pytest
 
@@ -78,11 +77,8 @@ def test_certificate_expiring_soon_fails(module_runner, tls_material, tls_server
     assert relaxed["status"] == "pass"
 
 
-def test_tls_probe_on_a_closed_port_is_an_error(module_runner):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+def test_tls_probe_on_a_closed_port_is_an_error(module_runner, closed_port):
+    port = closed_port
     record = one(module_runner, [tls_probe("https://127.0.0.1:%d" % port)])
     assert record["status"] == "error"
     assert "connection refused" in record["summary"]

@@ -7,7 +7,6 @@ on loopback (readiness_probe run as Ansible runs it):
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,10 +83,8 @@ def test_probes_and_admin_matrix_share_the_concurrency_limit(module_runner, coun
     assert counting_server.max_in_flight >= 2  # and they do run concurrently
 
 
-def test_a_service_refusing_connections_is_reported_after_one_retry_cycle(module_runner):
-    with socket.socket() as sock:  # a port with nothing listening
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def test_a_service_refusing_connections_is_reported_after_one_retry_cycle(module_runner, closed_port):
+    port = closed_port  # a port with nothing listening
     probes = [{"name": "p%d" % i, "criterion": "health.liveness", "path": "/p%d" % i} for i in range(12)]
     started = time.monotonic()
     result = module_runner("readiness_probe", {"base_url": "http://127.0.0.1:%d" % port, "probes": probes,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import socket
 import subprocess
 import threading
 import time
@@ -14,23 +13,9 @@ import pytest
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import http_client as hc
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import MASK
 
-from scripted_http import FakeClock, ScriptedServer, answer
+from scripted_http import FakeClock, answer
 
 CANARY = "canary-Pw-9f3k2"
-
-
-@pytest.fixture()
-def server():
-    with ScriptedServer() as srv:
-        yield srv
-
-
-def closed_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def fake_client(clock):
@@ -97,9 +82,9 @@ def test_http_errors_are_answers_not_retried(server):
     assert answer_401.content_type == "application/json"
 
 
-def test_connection_refused_retries_until_retries_exhausted():
+def test_connection_refused_retries_until_retries_exhausted(closed_port):
     clock = FakeClock()
-    url = "http://127.0.0.1:%d/healthz" % closed_port()
+    url = "http://127.0.0.1:%d/healthz" % closed_port
     outcome = fake_client(clock).request(hc.RequestSpec(url), hc.RetryPolicy(retries=3, backoff=0.25), hc.Deadline(60, clock))
     assert outcome.response is None
     assert outcome.error.kind == "refused"
@@ -117,16 +102,16 @@ def test_a_write_is_not_resent_after_an_ambiguous_failure(server):
     assert len(hc.HttpClient().request(read, hc.RetryPolicy(retries=2, backoff=0.05)).attempts) == 3
 
 
-def test_a_write_is_resent_when_it_certainly_was_not_sent():
+def test_a_write_is_resent_when_it_certainly_was_not_sent(closed_port):
     clock = FakeClock()
-    url = "http://127.0.0.1:%d/v1/leads" % closed_port()
+    url = "http://127.0.0.1:%d/v1/leads" % closed_port
     outcome = fake_client(clock).request(hc.RequestSpec(url, method="POST", body="{}"), hc.RetryPolicy(retries=2))
     assert outcome.error.kind == "refused" and len(outcome.attempts) == 3
 
 
-def test_deadline_stops_retries_before_it_passes():
+def test_deadline_stops_retries_before_it_passes(closed_port):
     clock = FakeClock()
-    url = "http://127.0.0.1:%d/healthz" % closed_port()
+    url = "http://127.0.0.1:%d/healthz" % closed_port
     outcome = fake_client(clock).request(hc.RequestSpec(url), hc.RetryPolicy(retries=10, backoff=1.0, backoff_max=100),
                                          hc.Deadline(5, clock))
     # waits 1 + 2 = 3 s; the next wait (4 s) would pass the 5 s deadline
@@ -258,8 +243,8 @@ def test_safe_url_and_safe_headers():
     assert hc.safe_headers({"Authorization": "Basic x", "X-Auth-MFA": "true"}) == {"Authorization": MASK, "X-Auth-MFA": "true"}
 
 
-def test_transport_error_messages_carry_no_credentials():
-    url = "http://ops:%s@127.0.0.1:%d/x" % (CANARY, closed_port())
+def test_transport_error_messages_carry_no_credentials(closed_port):
+    url = "http://ops:%s@127.0.0.1:%d/x" % (CANARY, closed_port)
     secrets = hc.Secrets()
     secrets.add_url(url)
     outcome = hc.HttpClient().request(hc.RequestSpec(url), hc.RetryPolicy(retries=0))
@@ -330,9 +315,9 @@ def test_inspect_tls_on_a_plain_http_port_is_a_transport_error(server):
     assert raised.value.kind in ("tls", "reset", "protocol", "network")
 
 
-def test_inspect_tls_refused():
+def test_inspect_tls_refused(closed_port):
     with pytest.raises(hc.TransportError) as raised:
-        hc.inspect_tls("127.0.0.1", closed_port(), timeout=2)
+        hc.inspect_tls("127.0.0.1", closed_port, timeout=2)
     assert raised.value.kind == "refused"
 
 

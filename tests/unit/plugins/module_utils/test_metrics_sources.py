@@ -3,23 +3,16 @@ is in tests/integration/monitoring): answer shapes, every failure a SourceError 
 credentials sent and never shown, the /metrics exposition parsed with prometheus_client."""
 from __future__ import annotations
 
-import socket
 
 import pytest
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import http_client as hc
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import metrics_sources as ms
 
-from scripted_http import ScriptedServer, answer
+from scripted_http import answer
 
 TOKEN = "tok-Ms-4kq9Zp2x"
 PASSWORD = "pw-Ms-77HbQe"
-
-
-@pytest.fixture()
-def server():
-    with ScriptedServer() as srv:
-        yield srv
 
 
 def secrets_with(*values):
@@ -81,11 +74,8 @@ def test_prometheus_errors_carry_its_own_text_and_no_secret(server):
     assert server.hits()[0]["headers"]["Authorization"] == hc.basic_auth_header("reader", PASSWORD)
 
 
-def test_no_answer_is_a_transport_error_with_credentials_masked():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+def test_no_answer_is_a_transport_error_with_credentials_masked(closed_port):
+    port = closed_port
     api = api_for("http://reader:%s@127.0.0.1:%d" % (PASSWORD, port))
     with pytest.raises(ms.SourceError) as info:
         api.instant("up", deadline())

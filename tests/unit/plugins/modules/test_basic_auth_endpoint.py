@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import base64
 import datetime
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from ansible_collections.cleanwithsnapshot.release.plugins.modules import basic_auth_endpoint as bae
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from scripted_http import ScriptedServer, answer  # noqa: E402  pylint: disable=wrong-import-position
-from modrun import records_by_name  # noqa: E402  pylint: disable=wrong-import-position
+from scripted_http import answer
+from modrun import records_by_name
 
 CANARY = "canary-Ba-3vT8w"
 ROLES = {"admin": {"username": "ops-admin", "password": CANARY + "-admin"},
          "viewer": {"username": "ops-viewer", "password": CANARY + "-viewer"}}
-
-
-@pytest.fixture()
-def server():
-    with ScriptedServer() as srv:
-        yield srv
 
 
 def run(module_runner, args, check_mode=False):

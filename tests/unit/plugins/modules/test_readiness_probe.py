@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from scripted_http import ScriptedServer, answer  # noqa: E402  pylint: disable=wrong-import-position
-from modrun import records_by_name  # noqa: E402  pylint: disable=wrong-import-position
+from scripted_http import answer
+from modrun import records_by_name
 
 CANARY = "canary-Rp-7Qx2z"
 READY = {"ok": True, "checks": [
@@ -29,20 +25,6 @@ NOT_READY = {"ok": False, "checks": [
     {"name": "jobs", "ok": False, "ms": 1.0, "detail": {"enabled": True, "message": "job heartbeat missing",
                                                         "threshold_seconds": 180}},
 ]}
-
-
-@pytest.fixture()
-def server():
-    with ScriptedServer() as srv:
-        yield srv
-
-
-def closed_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def run(module_runner, args, check_mode=False):
@@ -354,9 +336,9 @@ def test_wait_mode_gives_up_at_the_deadline(module_runner, server):
     assert record["evidence"]["evaluations"] >= 3
 
 
-def test_service_down_is_an_error_within_the_deadline(module_runner):
+def test_service_down_is_an_error_within_the_deadline(module_runner, closed_port):
     started = time.monotonic()
-    result = run(module_runner, {"base_url": "http://127.0.0.1:%d" % closed_port(), "mode": "wait", "deadline": 2,
+    result = run(module_runner, {"base_url": "http://127.0.0.1:%d" % closed_port, "mode": "wait", "deadline": 2,
                                  "interval": 0.2, "backoff": 0.1, "probes": [{"kind": "healthz"}, {"kind": "readyz"}]})
     assert time.monotonic() - started < 5
     assert result["status"] == "error"
@@ -419,9 +401,9 @@ def test_https_redirect(module_runner, server):
     assert run(module_runner, {"probes": [probe]})["records"][0]["status"] == "fail"
 
 
-def test_https_redirect_url_is_derived_from_an_https_base_url(module_runner):
+def test_https_redirect_url_is_derived_from_an_https_base_url(module_runner, closed_port):
     # the derived http:// URL is refused here: the point is the URL the module chose
-    port = closed_port()
+    port = closed_port
     result = run(module_runner, {"base_url": "https://127.0.0.1:%d" % port, "retries": 0,
                                  "probes": [{"kind": "https_redirect"}]})
     assert result["records"][0]["evidence"]["url"] == "http://127.0.0.1:%d/" % port

@@ -5,26 +5,17 @@ are in tests/integration/monitoring/."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from scripted_http import ScriptedServer, answer  # noqa: E402  pylint: disable=wrong-import-position
-from modrun import COLLECTIONS, records_by_name  # noqa: E402  pylint: disable=wrong-import-position
+from scripted_http import answer
+from modrun import COLLECTIONS, records_by_name
 
 TOKEN = "tok-Slo-9Xv2Lq7w"
 PASSWORD = "pw-Slo-3Kd8Rr"
 HEADER_SECRET = "hdr-Slo-55aQ"
 SCRAPE_TOKEN = "scr-Slo-81mPz0"
 SECRETS = (TOKEN, PASSWORD, HEADER_SECRET, SCRAPE_TOKEN)
-
-
-@pytest.fixture()
-def server():
-    with ScriptedServer() as srv:
-        yield srv
 
 
 def vector(value, labels=None):
