@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
@@ -35,6 +37,15 @@ ARGUMENT_SPEC = dict(
 )
 
 
+def _without_nulls(task_args):
+    """A record field templated to null (``skip_reason`` of a decided record) counts as not given."""
+    cleaned = dict(task_args)
+    if isinstance(cleaned.get("records"), list):
+        cleaned["records"] = [dict((key, value) for key, value in spec.items() if value is not None)
+                              if isinstance(spec, dict) else spec for spec in cleaned["records"]]
+    return cleaned
+
+
 class ActionModule(ActionBase):
     """Builds records on the controller; never connects to a host."""
 
@@ -47,7 +58,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars or {})
         del tmp  # no remote temp dir: nothing runs on a host
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self._validated_args()
         records = []
         for index, spec in enumerate(args["records"]):
             try:
@@ -62,3 +73,9 @@ class ActionModule(ActionBase):
         if args["host"]:
             result["results"] = [{"records": records, "host": args["host"]}]
         return result
+
+    def _validated_args(self):
+        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(_without_nulls(self._task.args))
+        if validation.error_messages:
+            raise AnsibleActionFail("check_record: %s" % "; ".join(validation.error_messages))
+        return validation.validated_parameters

@@ -40,7 +40,7 @@ def test_documented_options_match_the_argument_spec():
 def test_records_are_built_with_defaults_and_handed_over_in_the_gate_shape():
     result = run_check_record({"host": "app1", "records": [
         {"criterion": "deploy.migrate", "status": "pass", "summary": "alembic upgrade head succeeded",
-         "evidence": {"rc": 0}, "duration_ms": "1234.56"},
+         "evidence": {"rc": 0}, "duration_ms": "1234.56", "skip_reason": None},
         {"criterion": "deploy.services", "name": "deploy.services.readiness", "status": "skipped",
          "summary": "readiness wait disabled", "skip_reason": "not_requested"},
     ]})
