@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
 from local_inventory import inventory_vars  # noqa: E402  pylint: disable=wrong-import-position
 from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
-from refstack import RefStack  # noqa: E402  pylint: disable=wrong-import-position
+import refstack  # noqa: E402  pylint: disable=wrong-import-position
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 COLLECTION = ("cleanwithsnapshot", "release")
@@ -38,15 +38,7 @@ pg_cluster = running_or_new
 
 def start_stack(pg_facts, name, rate_limit=30):
     """A reference stack with the real service's rate limit unless ``rate_limit`` says otherwise."""
-    stack = RefStack(pg_facts, name=name, rate_limit=rate_limit)
-    try:
-        stack.start()
-    except Exception:
-        stack.stop()
-        raise
-    for sub in ("logs", "var", "tmp"):
-        os.makedirs(os.path.join(stack.state_dir, sub), exist_ok=True)
-    return stack
+    return refstack.start_stack(pg_facts, name, layout=True, rate_limit=rate_limit)
 
 
 def write_vars(path, data):

@@ -18,7 +18,7 @@ Uses the cluster named by PGHARNESS_STATE if set, else starts (and removes) one 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import statistics
 import sys
@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
-from pgcluster import PgCluster  # noqa: E402  pylint: disable=wrong-import-position
+from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import run_module  # noqa: E402  pylint: disable=wrong-import-position
-from refstack import RefStack  # noqa: E402  pylint: disable=wrong-import-position
+from refstack import started_stack  # noqa: E402  pylint: disable=wrong-import-position
 
 ESTIMATE = {"beds": 2, "baths": 1.5, "cleaning_type": "deep"}
 
@@ -107,19 +107,12 @@ def main():
     parser.add_argument("--target", type=float, default=1.5)
     args = parser.parse_args()
 
-    cluster = None
-    state = os.environ.get("PGHARNESS_STATE")
-    if state and os.path.exists(state):
-        with open(state, encoding="utf-8") as handle:
-            pg_facts = json.load(handle)
-    else:
-        cluster = PgCluster()
-        pg_facts = cluster.start()
+    cluster = contextlib.ExitStack()  # the cluster named by PGHARNESS_STATE, or one of our own until the end
+    pg_facts = cluster.enter_context(running_or_new())
     # This measures the HTTP layer's concurrency (20 probes, many rounds), not the rate limit: the stack's limit is
     # lifted and so is the calls' budget (bench_rate_budget.py measures the limit's cost).
-    stack = RefStack(pg_facts, name="bench_rp_%d" % os.getpid(), rate_limit=100000)
     try:
-        stack.start()
+        stack = cluster.enter_context(started_stack(pg_facts, "bench_rp_%d" % os.getpid(), rate_limit=100000))
         if args.slow:
             stack.set_fault("slow", delay=args.slow)
         probes = twenty_probes(stack)
@@ -161,9 +154,7 @@ def main():
             ratio, args.target, "OK" if ratio <= args.target else "OVER TARGET"))
         return 0 if ratio <= args.target else 1
     finally:
-        stack.stop()
-        if cluster is not None:
-            cluster.stop()
+        cluster.close()  # the stack first, then the cluster
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from loadgen import LoadGenerator  # noqa: E402
 from local_inventory import inventory_vars  # noqa: E402
 from monitoring import (RULE_FILES, SERVICE_SCRAPE_INTERVAL, Alertmanager, Caddy, Prometheus, ScrapeRelay,  # noqa: E402
                         free_port, hostport)
-from refstack import RefStack, _service_faults_module, file_fault_values  # noqa: E402
+from refstack import RefStack, _service_faults_module, file_fault_values, start_stack  # noqa: E402
 from servicectl import ServiceSet, _write_private  # noqa: E402
 
 SERVICECTL = HERE / "servicectl.py"
@@ -46,11 +46,8 @@ class CanaryEnvironment:
         self.stack = self.services = self.alertmanager = self.relay = self.prometheus = self.caddy = None
 
     def start(self):
-        self.stack = RefStack(self.pg_facts, name="cws_canary_%d" % os.getpid(), app_name="api",
-                              state_dir=str(self.workdir / "stack"))
-        self.stack.start()
-        for sub in ("logs", "var", "tmp"):
-            os.makedirs(os.path.join(self.stack.state_dir, sub), exist_ok=True)
+        self.stack = start_stack(self.pg_facts, "cws_canary_%d" % os.getpid(), layout=True, app_name="api",
+                                 state_dir=str(self.workdir / "stack"))
         self.services = ServiceSet(self.workdir / "services.json")
         env = self.stack.process_env()
         self.services.add("stable", free_port(), dict(env, APP_NAME="api"), self.workdir / "stable")

@@ -28,6 +28,8 @@ LEDGERED = ("readiness_probe", "basic_auth_endpoint")
 def run_module(name, args, check_mode=False, timeout=300, env=None):
     if name not in LEDGERED:
         return _run_process(name, args, check_mode, timeout, env)
+    if str(COLLECTIONS) not in sys.path:  # the benchmarks import this module without the tests' conftest
+        sys.path.insert(0, str(COLLECTIONS))
     from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import rate_ledger  # pylint: disable=import-outside-toplevel
     rate = args.get("rate_limit") if isinstance(args.get("rate_limit"), dict) else {}
     try:

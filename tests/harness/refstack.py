@@ -4,6 +4,9 @@ A stand-in for a CleanWithSnapshot deployment that behaves like the real service
 fault switches that break one criterion each (tests/reference_service/README.md has the table).
 
 Library:
+    with started_stack(pg_facts, "cws", layout=True) as stack:   # the one way tests and benchmarks start one
+        ...
+    stack = start_stack(pg_facts, "cws")   # the same, stopped by the caller (stack.stop())
     stack = RefStack(pg_facts, name="cws")
     stack.start()            # roles + database, alembic upgrade head, backup marker, jobs once, service
     stack.set_fault("rls_disabled", table="leads")
@@ -26,6 +29,7 @@ The state file (mode 0600) holds facts() plus what stop needs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -814,6 +818,37 @@ class RefStack:
 
 
 # ---------------------------------------------------------------------- CLI
+def app_layout(stack):
+    """The application directory layout preflight expects (logs/ writable, var/ and tmp/ present)."""
+    for sub in ("logs", "var", "tmp"):
+        os.makedirs(os.path.join(stack.state_dir, sub), exist_ok=True)
+
+
+def start_stack(pg_facts, name, layout=False, **options):
+    """A started reference stack: ``RefStack(pg_facts, name=name, **options)`` (rate_limit, app_name, state_dir,
+    ...), stopped again (database and roles dropped) when the start fails; with ``layout``, the application
+    directory layout preflight expects. The caller stops it."""
+    stack = RefStack(pg_facts, name=name, **options)
+    try:
+        stack.start()
+    except Exception:
+        stack.stop()
+        raise
+    if layout:
+        app_layout(stack)
+    return stack
+
+
+@contextlib.contextmanager
+def started_stack(pg_facts, name, layout=False, **options):
+    """``start_stack`` for a with block (a fixture's body): the stack is stopped when the block ends."""
+    stack = start_stack(pg_facts, name, layout=layout, **options)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 def _load_state(path):
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
@@ -855,11 +890,9 @@ def main(argv=None):
             from pgcluster import PgCluster  # pylint: disable=import-outside-toplevel
             own_pg = PgCluster()
             pg_facts = own_pg.start()
-        stack = RefStack(pg_facts, name=args.name, rate_limit=args.rate_limit)
         try:
-            stack.start()
+            stack = start_stack(pg_facts, args.name, rate_limit=args.rate_limit)
         except Exception:
-            stack.stop()
             if own_pg:
                 own_pg.stop()
             raise

@@ -13,22 +13,14 @@ import os
 
 import pytest
 
-from refstack import RefStack
+from refstack import started_stack
 
 
 @pytest.fixture(scope="session")
 def ref_stack(pg_server):
     # A per-process name, so test processes sharing one cluster (PGHARNESS_STATE, xdist) never collide.
-    stack = RefStack(pg_server, name="cws_%d" % os.getpid())
-    try:
-        stack.start()
-    except Exception:
-        stack.stop()
-        raise
-    try:
+    with started_stack(pg_server, "cws_%d" % os.getpid()) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture()

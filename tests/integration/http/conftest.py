@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from refstack import RefStack
+from refstack import started_stack
 
 
 def _openssl(*args, cwd):
@@ -124,13 +124,5 @@ def throttled_stack(pg_server):
     """A second reference stack that answers 429 from the 31st request per minute and client, as the
     real service does. Tests pick a fresh client address with X-Forwarded-For (127.0.0.1 is a trusted
     proxy there), so they do not share one budget."""
-    stack = RefStack(pg_server, name="cwsrl_%d" % os.getpid(), rate_limit=30)
-    try:
-        stack.start()
-    except Exception:
-        stack.stop()
-        raise
-    try:
+    with started_stack(pg_server, "cwsrl_%d" % os.getpid(), rate_limit=30) as stack:
         yield stack
-    finally:
-        stack.stop()

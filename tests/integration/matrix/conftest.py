@@ -15,8 +15,8 @@ import os
 
 import pytest
 
-from matrix_harness import MatrixContext, app_layout, make_tls_material
-from refstack import RefStack
+from matrix_harness import MatrixContext, make_tls_material
+from refstack import started_stack
 
 FULL_MARK = "matrix_full"
 
@@ -39,13 +39,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def matrix_stack(pg_server):
-    stack = RefStack(pg_server, name="cws_mx_%d" % os.getpid())
-    try:
-        stack.start()
-        app_layout(stack)
+    with started_stack(pg_server, "cws_mx_%d" % os.getpid(), layout=True) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from local_inventory import inventory_vars
+from refstack import app_layout
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOKS = ROOT / "playbooks"
-HERE = Path(__file__).resolve().parent
+STATS_CALLBACK_DIR = ROOT / "tests" / "harness" / "callback_plugins"  # the one stats callback (stats_dump)
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 NOT_PASSING = ("fail", "inconclusive")
 NO_GO = ("NO-GO", "NO-GO-INCONCLUSIVE")
@@ -93,9 +94,9 @@ class PlaybookRunner:
             "CWS_LOCAL_STACK": str(self.vars_file),
             "CWS_ARTIFACTS_DIR": str(artifacts),
             "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build" / "collections"),
-            "ANSIBLE_CALLBACK_PLUGINS": str(HERE / "callback_plugins"),
-            "ANSIBLE_CALLBACKS_ENABLED": "matrix_stats_dump",
-            "MATRIX_STATS_FILE": str(stats_file),
+            "ANSIBLE_CALLBACK_PLUGINS": str(STATS_CALLBACK_DIR),
+            "ANSIBLE_CALLBACKS_ENABLED": "stats_dump",
+            "STATS_DUMP_FILE": str(stats_file),
             "ANSIBLE_HOME": str(run_dir / "ansible-home"),
             "ANSIBLE_LOCAL_TEMP": str(run_dir / "ansible-tmp"),
             "ANSIBLE_NOCOLOR": "1",
@@ -118,12 +119,6 @@ def write_private_json(path, data):
     fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
-
-
-def app_layout(stack):
-    """The application directory layout preflight expects (logs/ writable, var/ and tmp/ present)."""
-    for sub in ("logs", "var", "tmp"):
-        os.makedirs(os.path.join(stack.state_dir, sub), exist_ok=True)
 
 
 class MatrixContext:

@@ -15,9 +15,9 @@ import psycopg2
 import pytest
 
 from matrix_cases import CASES, DB_CRITERIA, HTTP_CRITERIA, tls_front
-from matrix_harness import NO_GO, MatrixContext, app_layout
+from matrix_harness import NO_GO, MatrixContext
 from pgcluster import PgCluster
-from refstack import RefStack
+from refstack import start_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,9 +72,7 @@ def test_database_cluster_stopped(tmp_path, matrix_tls_factory):
     cluster = PgCluster()
     stack = None
     try:
-        stack = RefStack(cluster.start(), name="cws_mxdown_%d" % os.getpid())
-        stack.start()
-        app_layout(stack)
+        stack = start_stack(cluster.start(), "cws_mxdown_%d" % os.getpid(), layout=True)
         ctx = MatrixContext(stack, tmp_path, matrix_tls_factory)
         subprocess.run(cluster._cmd([os.path.join(cluster.bindir, "pg_ctl"), "-D", cluster.datadir,  # pylint: disable=protected-access
                                      "-m", "fast", "-w", "stop"]), check=True, capture_output=True, timeout=60)

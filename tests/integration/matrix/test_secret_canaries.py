@@ -14,7 +14,8 @@ import secrets
 import pytest
 
 from canaries import Canaries, CanarySuperuser, canary_stack, run_texts
-from matrix_harness import NO_GO, PLAYBOOKS, PlaybookRunner, app_layout, edit_env_file, write_private_json
+from matrix_harness import NO_GO, PLAYBOOKS, PlaybookRunner, edit_env_file, write_private_json
+from refstack import app_layout
 from local_inventory import inventory_vars
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -175,3 +176,7 @@ def test_deploy_and_rollback_failing_in_check_mode(canary, playbook):
         pytest.skip("%s is not in this checkout" % playbook)
     run = canary.run(playbook, "--check", "-e", "deploy_repo=https://127.0.0.1:9/release.git")
     assert run.rc != 0, run.tail()
+    # They fail for the reason they were set up to fail for, not somewhere earlier.
+    reason = {"deploy.yml": "unable to access 'https://127.0.0.1:9/release.git/'",
+              "rollback.yml": "nothing to roll back to"}[playbook]
+    assert "FAILED!" in run.stdout and reason in run.stdout, run.tail()

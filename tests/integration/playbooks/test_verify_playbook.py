@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from local_inventory import inventory_vars
-from refstack import RefStack
+from refstack import started_stack
 
 ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOKS = ROOT / "playbooks"
@@ -23,14 +23,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def stack(pg_server):
     # Its own stack, with the real rate limit; each test starts on a fresh window (the playbook fixture).
-    ref = RefStack(pg_server, name="cws_pb_%d" % os.getpid())
-    try:
-        ref.start()
-        for sub in ("logs", "var", "tmp"):
-            os.makedirs(os.path.join(ref.state_dir, sub), exist_ok=True)
+    with started_stack(pg_server, "cws_pb_%d" % os.getpid(), layout=True) as ref:
         yield ref
-    finally:
-        ref.stop()
 
 
 @pytest.fixture()
