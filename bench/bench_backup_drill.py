@@ -18,6 +18,7 @@ Uses the cluster named by PGHARNESS_STATE if set, else starts (and removes) one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -35,7 +36,7 @@ from psycopg2 import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
-from pgcluster import PgCluster  # noqa: E402  pylint: disable=wrong-import-position
+from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import run_module  # noqa: E402  pylint: disable=wrong-import-position
 
 POLICY = "org_id = NULLIF(current_setting('app.current_org_id', true), '')::uuid"
@@ -147,14 +148,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=1, help="raw/drill pairs (order alternates; medians compared)")
     args = parser.parse_args(argv)
 
-    cluster = None
-    state = os.environ.get("PGHARNESS_STATE")
-    if state and os.path.exists(state):
-        with open(state, encoding="utf-8") as handle:
-            pg = json.load(handle)
-    else:
-        cluster = PgCluster()
-        pg = cluster.start()
+    cluster = contextlib.ExitStack()  # the cluster named by PGHARNESS_STATE, or one of our own until the end
+    pg = cluster.enter_context(running_or_new())
     dbname = args.dbname or "bench_drill_%s" % secrets.token_hex(3)
     app_role = "bench_drill_app"
     workdir = tempfile.mkdtemp(prefix="bench-drill-")
@@ -201,8 +196,7 @@ def main(argv=None):
         shutil.rmtree(workdir, ignore_errors=True)
         if not args.keep_db and not args.dbname:
             drop(pg, dbname)
-        if cluster is not None:
-            cluster.stop()
+        cluster.close()
 
 
 if __name__ == "__main__":

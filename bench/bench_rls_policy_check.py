@@ -13,8 +13,8 @@ Uses the cluster named by PGHARNESS_STATE if set, else starts (and removes) one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import secrets
 import statistics
 import sys
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 sys.path.insert(0, str(ROOT / "tests" / "integration" / "db"))
 
-from pgcluster import PgCluster  # noqa: E402  pylint: disable=wrong-import-position
+from pgcluster import running_or_new  # noqa: E402  pylint: disable=wrong-import-position
 from modrun import run_module  # noqa: E402  pylint: disable=wrong-import-position
 import dbchecks_schema  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -37,14 +37,8 @@ def main(argv=None):
     parser.add_argument("--target", type=float, default=1.0, help="seconds")
     args = parser.parse_args(argv)
 
-    cluster = None
-    state = os.environ.get("PGHARNESS_STATE")
-    if state and os.path.exists(state):
-        with open(state, encoding="utf-8") as handle:
-            pg = json.load(handle)
-    else:
-        cluster = PgCluster()
-        pg = cluster.start()
+    cluster = contextlib.ExitStack()  # the cluster named by PGHARNESS_STATE, or one of our own until the end
+    pg = cluster.enter_context(running_or_new())
     tenant = dbchecks_schema.create_database(pg, "bench_rls_%s" % secrets.token_hex(3))
     try:
         started = time.monotonic()
@@ -76,8 +70,7 @@ def main(argv=None):
         return 0 if median <= args.target else 2
     finally:
         dbchecks_schema.drop_database(tenant)
-        if cluster is not None:
-            cluster.stop()
+        cluster.close()
 
 
 if __name__ == "__main__":
