@@ -25,12 +25,12 @@ RUNBOOK_LEAD = {"name": "Smoke Lead", "phone": "780-555-0000", "email": "lead@ex
 ESTIMATE = {"beds": 2, "baths": 1.5, "cleaning_type": "deep"}
 
 
-def test_startup_time_and_go_state(healthy_stack, capsys):
+def test_the_started_stack_is_in_the_go_state(healthy_stack, capsys):
     # The session's stack may have started minutes ago: healthy_stack refreshes the job heartbeat, as cron would.
+    # Its startup time is printed for information only; speed is measured in bench/.
     with capsys.disabled():
         print("\nreference stack startup: %.2fs (%s)" % (
             healthy_stack.startup_seconds, ", ".join("%s %.2fs" % item for item in healthy_stack.timings.items())))
-    assert healthy_stack.startup_seconds < 10
     assert_go(healthy_stack)
 
 
