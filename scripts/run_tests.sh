@@ -47,6 +47,11 @@ packaging() {
   bash scripts/packaging_test.sh || failed+=("packaging")
 }
 
+integration_targets() {
+  echo "=== ansible-test integration targets (one per module, tests/integration/targets)"
+  bash scripts/integration_targets.sh || failed+=("integration-targets")
+}
+
 sanity_matrix() {
   echo "=== ansible-test sanity on ansible-core 2.21 / Python 3.12"
   bash scripts/sanity_matrix.sh || failed+=("sanity-2.21")
@@ -75,6 +80,7 @@ case "$stage" in
   packaging) packaging ;;
   release-scenario) release_scenario ;;
   sanity-matrix) sanity_matrix ;;
+  integration-targets) integration_targets ;;
   all)
     # The release scenario spends most of its time waiting for the service's rate-limit window between playbook
     # runs, so it runs beside the other stages (its own stack, ports, HOME and rate ledger); its output is
@@ -88,6 +94,7 @@ case "$stage" in
     release_pid=$!
     run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider
     sanity
+    integration_targets
     sanity_matrix
     lint
     packaging
@@ -98,7 +105,7 @@ case "$stage" in
     rm -f "$release_log"
     [ "$release_rc" -eq 0 ] || failed+=("release-scenario")
     ;;
-  *) echo "usage: $0 unit|integration|sanity|sanity-matrix|lint|packaging|molecule|release-scenario|all" >&2; exit 2 ;;
+  *) echo "usage: $0 unit|integration|integration-targets|sanity|sanity-matrix|lint|packaging|molecule|release-scenario|all" >&2; exit 2 ;;
 esac
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the ansible-test integration targets (tests/integration/targets/<module>/, one per module, needing
+# nothing but the machine: loopback, a temporary directory) against the collection as ansible-test wants it:
+# the files git knows copied to a private ansible_collections/<ns>/<name> tree, as scripts/sanity.sh does.
+#   bash scripts/integration_targets.sh                 # every target
+#   bash scripts/integration_targets.sh readiness_probe gate   # some of them
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+work=$(mktemp -d "${TMPDIR:-/tmp}/cws-integration.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/cleanwithsnapshot/release"
+mkdir -p "$dest"
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  [ -e "$f" ] && printf '%s\0' "$f"
+done | tar -c --null -T - | tar -x -C "$dest"
+cd "$dest"
+git init -q && git add -A && git -c user.name=integration -c user.email=integration@localhost commit -q -m integration
+pyver=$("$root/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# --local: the targets run with this checkout's Python and ansible-core, on this machine (connection local).
+"$root/.venv/bin/ansible-test" integration --local --python "$pyver" --color no "$@"
