@@ -47,21 +47,25 @@ def _env(**extra):
 
 @pytest.fixture(scope="module")
 def awx_collection():
-    """scripts/fetch_collections.sh, for real: awx.awx at the version awx/requirements.yml pins."""
+    """scripts/fetch_collections.sh, for real: awx.awx and community.docker at the versions awx/requirements.yml pins."""
     proc = subprocess.run(["bash", "scripts/fetch_collections.sh"], cwd=str(ROOT), capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
-def test_fetch_collections_installs_the_pinned_awx_collection_once(awx_collection):
-    pin = yaml.safe_load((ROOT / "awx" / "requirements.yml").read_text())["collections"][0]
-    assert pin["name"] == "awx.awx"
+def test_fetch_collections_installs_the_pinned_collections_once(awx_collection):
+    pins = {c["name"]: c["version"] for c in yaml.safe_load((ROOT / "awx" / "requirements.yml").read_text())["collections"]}
+    assert set(pins) == {"awx.awx", "community.docker"}
+    pin = {"name": "awx.awx", "version": pins["awx.awx"]}
+    docker = json.loads((COLLECTIONS / "ansible_collections" / "community" / "docker" / "MANIFEST.json").read_text())
+    assert docker["collection_info"]["version"] == pins["community.docker"]
     manifest = json.loads((AWX / "MANIFEST.json").read_text())
     assert manifest["collection_info"]["version"] == pin["version"]
     assert (AWX / "plugins" / "modules" / "workflow_job_template_node.py").is_file()
     # Only the named collection is extracted from the ansible package.
     namespaces = sorted(p.name for p in (COLLECTIONS / "ansible_collections").iterdir())
-    assert namespaces == ["awx", "cleanwithsnapshot"]
+    assert namespaces == ["awx", "cleanwithsnapshot", "community"]
+    assert sorted(p.name for p in (COLLECTIONS / "ansible_collections" / "community").iterdir()) == ["docker"]
     before = (AWX / "MANIFEST.json").stat().st_mtime_ns
     again = subprocess.run(["bash", "scripts/fetch_collections.sh"], cwd=str(ROOT), capture_output=True, text=True, check=False)
     assert again.returncode == 0 and "awx.awx %s already in place" % pin["version"] in again.stdout
