@@ -47,7 +47,7 @@ def _env(**extra):
 
 @pytest.fixture(scope="module")
 def awx_collection():
-    """scripts/fetch_collections.sh, for real: awx.awx and community.docker at the versions awx/requirements.yml pins."""
+    """scripts/fetch_collections.sh, for real: the collections awx/requirements.yml pins, at their versions."""
     proc = subprocess.run(["bash", "scripts/fetch_collections.sh"], cwd=str(ROOT), capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -55,7 +55,7 @@ def awx_collection():
 
 def test_fetch_collections_installs_the_pinned_collections_once(awx_collection):
     pins = {c["name"]: c["version"] for c in yaml.safe_load((ROOT / "awx" / "requirements.yml").read_text())["collections"]}
-    assert set(pins) == {"awx.awx", "community.docker"}
+    assert set(pins) == {"awx.awx", "community.docker", "community.library_inventory_filtering_v1"}
     pin = {"name": "awx.awx", "version": pins["awx.awx"]}
     docker = json.loads((COLLECTIONS / "ansible_collections" / "community" / "docker" / "MANIFEST.json").read_text())
     assert docker["collection_info"]["version"] == pins["community.docker"]
@@ -65,7 +65,12 @@ def test_fetch_collections_installs_the_pinned_collections_once(awx_collection):
     # Only the named collection is extracted from the ansible package.
     namespaces = sorted(p.name for p in (COLLECTIONS / "ansible_collections").iterdir())
     assert namespaces == ["awx", "cleanwithsnapshot", "community"]
-    assert sorted(p.name for p in (COLLECTIONS / "ansible_collections" / "community").iterdir()) == ["docker"]
+    assert sorted(p.name for p in (COLLECTIONS / "ansible_collections" / "community").iterdir()) == [
+        "docker", "library_inventory_filtering_v1"]
+    # community.docker's own dependency is satisfied by what is installed, so nothing asks Galaxy for it.
+    filtering = json.loads((COLLECTIONS / "ansible_collections" / "community" / "library_inventory_filtering_v1" /
+                            "MANIFEST.json").read_text())
+    assert filtering["collection_info"]["version"] == pins["community.library_inventory_filtering_v1"]
     before = (AWX / "MANIFEST.json").stat().st_mtime_ns
     again = subprocess.run(["bash", "scripts/fetch_collections.sh"], cwd=str(ROOT), capture_output=True, text=True, check=False)
     assert again.returncode == 0 and "awx.awx %s already in place" % pin["version"] in again.stdout
