@@ -325,16 +325,8 @@ def _check_ids(values, option):
 # ---------------------------------------------------------------------------------------------
 
 def check_mode_skip(record):
-    """A skipped record whose ``skip_reason`` says check mode withheld it (never its wording).
-
-    Records built in templates before ``skip_reason`` existed say so with ``evidence.check_mode: true``
-    (a typed field too); that is honoured until every producer sets ``skip_reason``."""
-    if record["status"] != SKIPPED:
-        return False
-    if record.get("skip_reason") == SKIP_CHECK_MODE:
-        return True
-    evidence = record.get("evidence") or {}
-    return isinstance(evidence, dict) and evidence.get("check_mode") is True
+    """A skipped record whose ``skip_reason`` says check mode withheld it (never its wording nor its evidence)."""
+    return record["status"] == SKIPPED and record.get("skip_reason") == SKIP_CHECK_MODE
 
 
 def _waiver_for(record, waivers):

@@ -146,9 +146,9 @@ def test_check_mode_skip_is_read_from_the_skip_reason_never_from_the_wording():
     assert not v.check_mode_skip(rec("admin.cleanup", "pass", summary="check mode"))
 
 
-def test_check_mode_skip_from_the_evidence_flag_of_template_built_records():
-    assert v.check_mode_skip(rec("admin.cleanup", "skipped", summary="planned", evidence={"check_mode": True}))
-    assert not v.check_mode_skip(rec("admin.cleanup", "skipped", summary="planned", evidence={"check_mode": "yes"}))
+def test_check_mode_skip_is_not_read_from_the_evidence():
+    # Every producer sets skip_reason (make_record); an evidence flag alone withholds nothing.
+    assert not v.check_mode_skip(rec("admin.cleanup", "skipped", summary="planned", evidence={"check_mode": True}))
 
 
 def test_a_skipped_record_that_mentions_check_mode_without_the_field_does_not_gate():
