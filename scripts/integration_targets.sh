@@ -7,15 +7,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-work=$(mktemp -d "${TMPDIR:-/tmp}/cws-integration.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-dest="$work/ansible_collections/cleanwithsnapshot/release"
-mkdir -p "$dest"
-git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
-  [ -e "$f" ] && printf '%s\0' "$f"
-done | tar -c --null -T - | tar -x -C "$dest"
-cd "$dest"
-git init -q && git add -A && git -c user.name=integration -c user.email=integration@localhost commit -q -m integration
+# shellcheck source=scripts/collection_copy.sh
+. scripts/collection_copy.sh
+collection_copy integration
 pyver=$("$root/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # --local: the targets run with this checkout's Python and ansible-core, on this machine (connection local).
 "$root/.venv/bin/ansible-test" integration --local --python "$pyver" --color no "$@"

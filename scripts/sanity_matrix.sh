@@ -60,17 +60,10 @@ fi
 getpip="$HOME/.ansible/test/cache/get_pip_25_2.py"
 [ -f "$getpip" ] || { mkdir -p "$(dirname "$getpip")"; cp scripts/get_pip_standin.py "$getpip"; }
 
-# The files git knows, copied to a private ansible_collections/<ns>/<name> tree (as scripts/sanity.sh does).
-work=$(mktemp -d "${TMPDIR:-/tmp}/cws-sanity-2.21.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-dest="$work/ansible_collections/cleanwithsnapshot/release"
-mkdir -p "$dest"
-git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
-  [ -e "$f" ] && printf '%s\0' "$f"
-done | tar -c --null -T - | tar -x -C "$dest"
-cd "$dest"
+# shellcheck source=scripts/collection_copy.sh
+. scripts/collection_copy.sh
+collection_copy sanity-2.21
 [ -s tests/sanity/ignore-2.21.txt ] && die "tests/sanity/ignore-2.21.txt is not empty: fix the findings instead of ignoring them"
-git init -q && git add -A && git -c user.name=sanity -c user.email=sanity@localhost commit -q -m sanity
 echo "sanity_matrix: ansible-core $("$venv/bin/python" -c 'import ansible; print(ansible.__version__)') on Python $("$venv/bin/python" -c 'import platform; print(platform.python_version())')"
 # shellcheck disable=SC2086
 "$venv/bin/ansible-test" sanity --venv --python "$pyver" --color no ${SANITY_ARGS:-}
