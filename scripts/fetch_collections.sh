@@ -5,6 +5,8 @@
 #
 #   bash scripts/fetch_collections.sh [REQUIREMENTS_YML]
 #
+# CWS_COLLECTIONS_DEST chooses the collections path (default .build/collections); the managed-node Molecule
+# scenario puts what only its test tooling needs (molecule/managed/driver-requirements.yml) beside it.
 # Idempotent: the wheel is downloaded once into .cache/collections/, and a collection already
 # installed at the pinned version is left alone. Only ansible_collections/<ns>/<name>/ of each
 # named collection is extracted; the rest of the package is never installed.
@@ -16,7 +18,7 @@ cd "$root"
 requirements=${1:-awx/requirements.yml}
 package_version=${ANSIBLE_PACKAGE_VERSION:-12.3.0}
 cache_dir="$root/.cache/collections"
-dest_root="$root/.build/collections"
+dest_root="${CWS_COLLECTIONS_DEST:-$root/.build/collections}"
 
 die() { echo "fetch_collections: $*" >&2; exit 2; }
 

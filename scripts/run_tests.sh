@@ -63,12 +63,18 @@ molecule() {
 }
 
 release_scenario() {
-  echo "=== release scenario: deploy, release, automatic rollback on a compose stack under podman"
+  echo "=== Docker Engine scenarios: release (deploy, release, automatic rollback on a compose stack), managed (the app host a managed node)"
   if [ -n "${CWS_SKIP_RELEASE_SCENARIO:-}" ]; then
-    echo "run_tests: release scenario SKIPPED because CWS_SKIP_RELEASE_SCENARIO is set" >&2
+    echo "run_tests: release scenarios SKIPPED because CWS_SKIP_RELEASE_SCENARIO is set" >&2
     return
   fi
-  bash scripts/release_scenario.sh || { failed+=("release-scenario"); return 1; }
+  # One dockerd for both scenarios, stopped after the second when it was started here.
+  local engine_was_up=0 rc=0
+  [ -f .cache/docker/dockerd.pid ] && kill -0 "$(cat .cache/docker/dockerd.pid)" 2>/dev/null && engine_was_up=1
+  CWS_KEEP_DOCKER=1 bash scripts/release_scenario.sh || { failed+=("release-scenario"); rc=1; }
+  CWS_KEEP_DOCKER=1 bash scripts/release_scenario.sh --scenario managed || { failed+=("managed-scenario"); rc=1; }
+  [ "$engine_was_up" = 1 ] || bash scripts/docker_env.sh stop || true
+  return "$rc"
 }
 
 case "$stage" in
@@ -85,7 +91,7 @@ case "$stage" in
     # The release scenario spends most of its time waiting for the service's rate-limit window between playbook
     # runs, so it runs beside the other stages (its own stack, ports, HOME and rate ledger); its output is
     # printed when it ends.
-    # System packages first, all at once: apt-get takes one lock (the scenario's podman_env.sh asks for its own).
+    # System packages first, all at once: apt-get takes one lock (the scenarios' docker_env.sh asks for its own).
     monitoring_packages
     # (when the containers cannot be installed, the scenario itself says so and fails)
     bash scripts/system_packages.sh check containers >/dev/null 2>&1 || bash scripts/system_packages.sh ensure containers || true
@@ -103,7 +109,7 @@ case "$stage" in
     wait "$release_pid" || release_rc=$?
     cat "$release_log"
     rm -f "$release_log"
-    [ "$release_rc" -eq 0 ] || failed+=("release-scenario")
+    [ "$release_rc" -eq 0 ] || failed+=("docker-scenarios")
     ;;
   *) echo "usage: $0 unit|integration|integration-targets|sanity|sanity-matrix|lint|packaging|molecule|release-scenario|all" >&2; exit 2 ;;
 esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the runtime image of the compose stack without a registry: a Debian bookworm minbase root
 # filesystem made by debootstrap with the packages the reference service needs (Python 3, psycopg2,
-# Alembic with its `alembic` command, SQLAlchemy) and PostgreSQL 15 for the db service, imported with
+# Alembic with its `alembic` command, SQLAlchemy) and PostgreSQL 15 for the db service, plus what an app
+# host needs to be a managed node of the collection (git, python3-requests for community.docker,
+# python3-jmespath for the probes; the managed-node Molecule scenario runs one from it), imported with
 # `podman import` or `docker import` (CWS_CONTAINER_CLI: podman, the default, or docker).
 #
 #   bash tests/compose_stack/build_images.sh            # ensure localhost/cws-runtime:bookworm exists
@@ -26,7 +28,7 @@ apt_mirror() {  # a missing sources file is no error (the group's greps may find
   } | awk '!/-security/ {print; exit}'
 }
 MIRROR=${CWS_DEBIAN_MIRROR:-$(apt_mirror)}
-PACKAGES=python3,python3-psycopg2,python3-alembic,alembic,python3-sqlalchemy,postgresql-15,ca-certificates
+PACKAGES=python3,python3-psycopg2,python3-alembic,alembic,python3-sqlalchemy,postgresql-15,ca-certificates,git,python3-requests,python3-jmespath
 CACHE=${CWS_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cws-images}
 FORMAT_VERSION=1
 force=0

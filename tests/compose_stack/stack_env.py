@@ -147,6 +147,9 @@ def main(argv=None):
                                                               values["DB_PORT"], values["DB_NAME"]),
         "db_owner_dsn": "postgresql://%s:%s@127.0.0.1:%s/%s" % (values["DB_OWNER_USER"], values["DB_OWNER_PASSWORD"],
                                                                 values["DB_PORT"], values["DB_NAME"]),
+        # The cluster's superuser: the restore drill's source (forced RLS filters every other role's dump).
+        "db_superuser_dsn": "postgresql://postgres:%s@127.0.0.1:%s/%s" % (values["POSTGRES_PASSWORD"], values["DB_PORT"],
+                                                                          values["DB_NAME"]),
         "admin_roles": {role: {"username": values["%s_BASIC_USERNAME" % role.upper()],
                                "password": values["%s_BASIC_PASSWORD" % role.upper()]} for role in ROLES},
         "metrics_token": values["METRICS_TOKEN"],
