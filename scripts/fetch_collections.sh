@@ -6,7 +6,7 @@
 #   bash scripts/fetch_collections.sh [REQUIREMENTS_YML]
 #
 # CWS_COLLECTIONS_DEST chooses the collections path (default .build/collections); the managed-node Molecule
-# scenario puts what only its test tooling needs (molecule/managed/driver-requirements.yml) beside it.
+# scenario puts what only its test tooling needs (molecule/managed/requirements.yml) beside it.
 # Idempotent: the wheel is downloaded once into .cache/collections/, and a collection already
 # installed at the pinned version is left alone. Only ansible_collections/<ns>/<name>/ of each
 # named collection is extracted; the rest of the package is never installed.

@@ -69,7 +69,7 @@ if [ "$scenario" = managed ]; then
   CWS_DOCKER_CLI=$(readlink -f "$(command -v docker)")
   export CWS_DOCKER_CLI
   CWS_COLLECTIONS_DEST="$root/.build/test-collections" \
-    bash scripts/fetch_collections.sh molecule/managed/driver-requirements.yml >/dev/null
+    bash scripts/fetch_collections.sh molecule/managed/requirements.yml >/dev/null
   ANSIBLE_COLLECTIONS_PATH="$ANSIBLE_COLLECTIONS_PATH:$root/.build/test-collections"
 fi
 export PATH="$root/.venv/bin:$PATH"
