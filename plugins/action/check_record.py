@@ -10,7 +10,6 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
     SKIP_REASONS,
@@ -18,6 +17,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     make_record,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.controller_action import ControllerAction
 
 RECORD_SPEC = dict(
     criterion=dict(type="str", required=True),
@@ -46,19 +46,12 @@ def _without_nulls(task_args):
     return cleaned
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Builds records on the controller; never connects to a host."""
 
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+    argument_spec = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars or {})
-        del tmp  # no remote temp dir: nothing runs on a host
-        args = self._validated_args()
+    def run_on_controller(self, args, task_vars, result):
         records = []
         for index, spec in enumerate(args["records"]):
             try:
@@ -74,7 +67,7 @@ class ActionModule(ActionBase):
             result["results"] = [{"records": records, "host": args["host"]}]
         return result
 
-    def _validated_args(self):
+    def validated_args(self):
         validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(_without_nulls(self._task.args))
         if validation.error_messages:
             raise AnsibleActionFail("check_record: %s" % "; ".join(validation.error_messages))

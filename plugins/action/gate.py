@@ -15,10 +15,10 @@ __metaclass__ = type
 
 import os
 
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
 from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision, reports
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(
     records=dict(type="list", elements="raw", default=[]),
@@ -35,22 +35,12 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Decide on the controller; never connects to a host."""
 
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+    argument_spec = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        if task_vars is None:
-            task_vars = {}
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp  # no remote temp dir: the gate runs on the controller only
-
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def run_on_controller(self, args, task_vars, result):
         secrets = [str(s) for s in (args.get("redact_values") or []) if s]
         check_mode = bool(self._task.check_mode)
 

@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
     SKIP_CHECK_MODE,
@@ -17,6 +16,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     rollup_record,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(
     criterion=dict(type="str", required=True),
@@ -38,19 +38,12 @@ def _flatten(items):
             yield item
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Combines on the controller; never connects to a host."""
 
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+    argument_spec = ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars or {})
-        del tmp  # no remote temp dir: nothing runs on a host
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    def run_on_controller(self, args, task_vars, result):
         parts = list(_flatten(args["records"]))
         parts.extend(records_of_results(args["results"], args["criterion"]))
         record = rollup_record(args["criterion"], parts, name=args["name"], label=args["label"],

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import traceback
 
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import urlsplit, unquote, parse_qsl
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact_text
@@ -51,6 +52,18 @@ def postgres_common_argument_spec():
         ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
         connect_timeout=dict(type="int", default=10),
     )
+
+
+def postgres_module(argument_spec, mutually_exclusive=(), **kwargs):
+    """The AnsibleModule of a check that talks to PostgreSQL: the connection options' exclusions on top of the
+    check's own, check mode (a check only reads, or writes only in a scratch database it drops) and, when
+    psycopg2 is missing on the node, a failure that says so."""
+    module = AnsibleModule(argument_spec=argument_spec,
+                           mutually_exclusive=postgres_mutually_exclusive() + list(mutually_exclusive),
+                           supports_check_mode=True, **kwargs)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    return module
 
 
 def postgres_mutually_exclusive():

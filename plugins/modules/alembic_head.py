@@ -181,12 +181,10 @@ current:
   sample: [merge_20260224_01]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.alembic_check import run, validate
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import exit_with_records
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, postgres_common_argument_spec, postgres_mutually_exclusive)
+    postgres_common_argument_spec, postgres_module)
 
 
 def main():
@@ -201,14 +199,7 @@ def main():
         readyz_detail=dict(type="dict"),
         blocking=dict(type="bool", default=True),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=postgres_mutually_exclusive(),
-        required_one_of=[["migrations_dir", "expected_heads"]],
-        supports_check_mode=True,
-    )
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    module = postgres_module(argument_spec, required_one_of=[["migrations_dir", "expected_heads"]])
     validate(module)
     records, heads, current = run(module.params)
     exit_with_records(module, records, heads=heads, current=current)

@@ -403,10 +403,8 @@ plan:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, SSL_MODES, postgres_common_argument_spec, postgres_mutually_exclusive)
+    SSL_MODES, postgres_common_argument_spec, postgres_module)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import drill_catalog as catalog
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.drill import Drill, ThreadPoolExecutor, validate
 
@@ -463,10 +461,8 @@ def argument_spec():
     return spec
 
 
-def mutually_exclusive():
-    return postgres_mutually_exclusive() + [
-        ["target_dsn", "target_host"], ["target_dsn", "target_unix_socket"], ["target_dsn", "target_password"],
-    ]
+# On top of the source connection's exclusions (postgres_module adds those).
+MUTUALLY_EXCLUSIVE = [["target_dsn", "target_host"], ["target_dsn", "target_unix_socket"], ["target_dsn", "target_password"]]
 
 
 REQUIRED_IF = [
@@ -477,10 +473,7 @@ REQUIRED_IF = [
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=mutually_exclusive(),
-                           required_if=REQUIRED_IF, supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    module = postgres_module(argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE, required_if=REQUIRED_IF)
     if ThreadPoolExecutor is None:
         module.fail_json(msg="concurrent.futures is required (Python 3)")
     target = validate(module)

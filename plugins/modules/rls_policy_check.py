@@ -260,11 +260,9 @@ role:
   sample: cws_app
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import exit_with_records
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.postgres import (
-    HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, postgres_common_argument_spec, postgres_mutually_exclusive, secrets_of)
+    postgres_common_argument_spec, postgres_module, secrets_of)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rls_check import run, validate
 
@@ -292,14 +290,7 @@ def main():
         statement_timeout=dict(type="int", default=30),
         lock_timeout=dict(type="int", default=5),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=postgres_mutually_exclusive(),
-        required_one_of=[["tables", "table_pattern"]],
-        supports_check_mode=True,
-    )
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    module = postgres_module(argument_spec, required_one_of=[["tables", "table_pattern"]])
     validate(module)
     secrets = secrets_of(module.params)
     records, tables, role, discovered = run(module, secrets)
