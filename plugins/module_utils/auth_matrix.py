@@ -31,18 +31,19 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     make_record,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import assertions as asserts
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    Deadline,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import TransportError
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import (
     Outcome,
     RequestSpec,
-    TransportError,
-    basic_auth_header,
+    run_concurrently,
+)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     join_url,
     retry_policy_from,
-    run_concurrently,
-    safe_url,
     url_error,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import basic_auth_header, safe_url
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline
 
 ANONYMOUS = "anonymous"
 WRONG_PASSWORD = "wrong_password"

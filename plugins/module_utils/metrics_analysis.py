@@ -46,12 +46,12 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     join_limited,
     make_record,
 )
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    Deadline,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import (
     HttpClient,
     run_concurrently,
-    url_error,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import url_error
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_sources import (
     PrometheusAPI,
     Scraper,

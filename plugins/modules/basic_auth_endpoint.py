@@ -378,12 +378,12 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_mat
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import Stopwatch, exit_with_records
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import RequestBudget
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    HttpClient,
-    SecretAwareModule,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     collect_common_secrets,
     http_common_argument_spec,
     http_params_error,
+    SecretAwareModule,
 )
 
 

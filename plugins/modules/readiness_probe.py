@@ -530,25 +530,29 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_mat
     matrix_argument_spec,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import RequestBudget
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    basic_auth_header,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import TransportError
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import (
     FOLLOW_REDIRECTS,
-    Deadline,
     HttpClient,
     RequestSpec,
-    SecretAwareModule,
-    TransportError,
+    run_concurrently,
+)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     collect_common_secrets,
     http_common_argument_spec,
     http_params_error,
-    inspect_tls,
-    is_sensitive_header,
     join_url,
     retry_policy_from,
-    run_concurrently,
-    safe_url,
+    SecretAwareModule,
     url_error,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import (
+    basic_auth_header,
+    is_sensitive_header,
+    safe_url,
+)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.tls import inspect_tls
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, Waiter
 
 KINDS = ["healthz", "readyz", "backup", "security_headers", "tls", "https_redirect", "custom"]
 KIND_DEFAULTS = {
@@ -1154,6 +1158,7 @@ class Runner:
         spec = plan["spec"]
         host, port = _host_port(plan["url"])
         ca_path = spec.ca_path
+        waiter = Waiter(self.deadline, self.client.sleep)
         attempts = 0
         retry_number = 0
         while True:
@@ -1168,11 +1173,9 @@ class Runner:
                     return [error_part(plan, plan["criterion"], plan["name"], error=exc,
                                        note="%d attempt(s)" % attempts)]
                 retry_number += 1
-                delay = self.policy.delay(retry_number, self.client.rand())
-                if delay >= self.deadline.remaining():
+                if not waiter.pause(self.policy.delay(retry_number, self.client.rand())):
                     return [error_part(plan, plan["criterion"], plan["name"], error=exc,
                                        note="deadline reached after %d attempt(s)" % attempts)]
-                self.client.sleep(delay)
         min_days = probe.get("min_days_valid")
         min_days = 14 if min_days is None else min_days
         results = [
@@ -1261,6 +1264,7 @@ class Runner:
         mode = self.params["mode"]
         needed = self.params["consecutive_successes"]
         interval = self.params["interval"]
+        waiter = Waiter(self.deadline, self.client.sleep)
         evaluations = 0
         streak = 0
         parts = []
@@ -1274,10 +1278,9 @@ class Runner:
                 break
             if mode == "check" and not passed:
                 break
-            if interval >= self.deadline.remaining():
+            if not waiter.pause(interval):
                 stop_reason = "deadline"
                 break
-            self.client.sleep(interval)
         records = []
         for part in parts:
             status = part.status

@@ -607,11 +607,11 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import metrics_analysis as ma
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import Stopwatch, exit_with_records
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    API_CONNECTION_CONSTRAINTS,
-    SecretAwareModule,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     api_connection_argument_spec,
+    API_CONNECTION_CONSTRAINTS,
     collect_api_secrets,
+    SecretAwareModule,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_sources import (
     HAS_PROMETHEUS_CLIENT,
