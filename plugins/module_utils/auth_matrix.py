@@ -121,17 +121,32 @@ class Probe:
         return "as role %s" % self.identity
 
 
+class _Context:
+    """What every endpoint of a plan shares: the validated roles, the identity of the wrong-password probe, the extra
+    headers, the modes and the connection options."""
+
+    def __init__(self, params, check_mode):
+        self.params = params
+        self.check_mode = check_mode
+        self.roles = validate_roles(params)
+        self.role_names = list(params["roles"].keys())
+        self.wrong_role = params.get("wrong_password_role") or self.role_names[0]
+        if self.wrong_role not in self.roles:
+            raise InputError("wrong_password_role %r is not one of roles: %s" % (self.wrong_role, ", ".join(self.role_names)))
+        self.extra = dict(params.get("extra_headers") or {})
+        self.read_only = params["read_only_mode"]
+        if not CRITERION_PATTERN.match(params["read_only_criterion"]):
+            raise InputError("read_only_criterion %r is not a criterion id" % params["read_only_criterion"])
+        self.wrong_password = "wrong-" + pysecrets.token_hex(12)
+
+    def basic_auth(self, role, password=None):
+        username = self.roles[role][0]
+        return to_text(basic_auth_header(username, self.roles[role][1] if password is None else password))
+
+
 def plan(params, check_mode):
-    roles = validate_roles(params)
-    role_names = list(params["roles"].keys())
-    wrong_role = params.get("wrong_password_role") or role_names[0]
-    if wrong_role not in roles:
-        raise InputError("wrong_password_role %r is not one of roles: %s" % (wrong_role, ", ".join(role_names)))
-    extra = dict(params.get("extra_headers") or {})
-    read_only = params["read_only_mode"]
-    if not CRITERION_PATTERN.match(params["read_only_criterion"]):
-        raise InputError("read_only_criterion %r is not a criterion id" % params["read_only_criterion"])
-    wrong_password = "wrong-" + pysecrets.token_hex(12)
+    """Validated matrix options -> (endpoints, every Probe to send, the jobs_status Probe or None)."""
+    context = _Context(params, check_mode)
     endpoints = []
     probes = []
     seen = set()
@@ -140,120 +155,155 @@ def plan(params, check_mode):
         if raw["name"] in seen:
             raise InputError("%s: the name is used twice; endpoint names must be unique" % where)
         seen.add(raw["name"])
-        if raw.get("criterion") and not CRITERION_PATTERN.match(raw["criterion"]):
-            raise InputError("%s.criterion %r is not a criterion id like 'admin.cleanup'" % (where, raw["criterion"]))
-        method = rp.method_of(raw.get("method"), where, InputError)
-        url = join_url(params["base_url"], raw["path"])
-        problem = url_error(url)
-        if problem:
-            raise InputError("%s.path: %s" % (where, problem))
-        write = rp.is_write(method, raw.get("write"))
-        try:
-            checks = asserts.normalize_all(raw.get("assertions"), "%s.assertions" % where)
-        except asserts.AssertionSpecError as exc:
-            raise InputError(str(exc))
-        body_pattern = None
-        if raw.get("body_regex"):
-            try:
-                body_pattern = re.compile(raw["body_regex"], re.MULTILINE)
-            except re.error as exc:
-                raise InputError("%s.body_regex is not a valid regular expression: %s" % (where, exc))
-        expect = dict(raw.get("expect") or {})
-        for key in expect:
-            if key not in SPECIAL and key not in roles:
-                raise InputError("%s.expect: %r is neither anonymous, wrong_password nor a role of roles (%s)"
-                                 % (where, key, ", ".join(role_names)))
-        for key in list(expect.keys()):
-            if expect[key] == "skip":
-                continue
-            expect[key] = rp.statuses_of(expect[key], "%s.expect.%s" % (where, key), rp.MATRIX_STATUS_MESSAGES, InputError)
-        reasons = dict(DEFAULT_REASONS)
-        for key, value in (raw.get("expect_reason") or {}).items():
-            if key not in SPECIAL and key not in roles:
-                raise InputError("%s.expect_reason: %r is neither anonymous, wrong_password nor a role" % (where, key))
-            reasons[key] = value or None
-        functional_role = raw.get("functional_role")
-        role_keys = [key for key in expect if key in roles and expect[key] != "skip"]
-        if functional_role:
-            if functional_role not in roles:
-                raise InputError("%s.functional_role %r is not a role of roles" % (where, functional_role))
-            if functional_role not in role_keys:
-                raise InputError("%s.functional_role %r needs an expected status in expect" % (where, functional_role))
-        else:
-            for key in role_keys:
-                if any(200 <= code < 300 for code in expect[key]):
-                    functional_role = key
-                    break
-        if raw.get("criterion") and not functional_role and not (write and read_only):
-            raise InputError("%s: criterion %s needs a role expected to get a 2xx in expect (or functional_role)"
-                             % (where, raw["criterion"]))
-        headers_base = {}
-        body = rp.request_body(raw.get("body"), raw.get("json_body"), headers_base, where, InputError)
-        endpoint = {
-            "name": raw["name"], "where": where, "criterion": raw.get("criterion"), "url": url, "method": method,
-            "write": write, "assertions": checks, "content_type": (raw.get("content_type") or "").lower() or None,
-            "body_pattern": body_pattern, "blocking": raw.get("blocking", True), "functional_role": functional_role,
-            "wrong_user": roles[wrong_role][0], "probes": {},
-        }
+        endpoint = _plan_endpoint(context, raw, where)
         endpoints.append(endpoint)
-
-        def spec_for(headers, idempotent=not write):
-            all_headers = dict(headers_base)
-            all_headers.update(headers)
-            return rp.request_spec(url, method, all_headers, body, params, "none", idempotent)
-
-        blocked_write = write and read_only
-        for identity in SPECIAL:
-            if expect.get(identity) == "skip":
-                continue
-            expected = expect.get(identity) or ([409] if blocked_write else [401])
-            headers = dict(extra) if (identity == WRONG_PASSWORD or params["anonymous_extra_headers"]) else {}
-            if identity == WRONG_PASSWORD:
-                headers["Authorization"] = to_text(basic_auth_header(roles[wrong_role][0], wrong_password))
-            probe = Probe(endpoint, identity, expected, reasons.get(identity), CRITERIA[identity], spec_for(headers))
-            endpoint["probes"][identity] = probe
-            probes.append(probe)
-        for role in role_keys:
-            headers = dict(extra)
-            headers["Authorization"] = to_text(basic_auth_header(roles[role][0], roles[role][1]))
-            send, skip_reason = True, None
-            if write:
-                # Not allowed is the reason in every mode; check mode only matters for writes that would be sent.
-                if not params["allow_writes"]:
-                    send, skip_reason = False, "writes not allowed (allow_writes is false)"
-                elif check_mode:
-                    send, skip_reason = False, "credentialed write planned, not sent in check mode"
-            # Read-only mode answers 409 before authentication, whatever the role could do otherwise.
-            expected = [409] if blocked_write else expect[role]
-            probe = Probe(endpoint, role, expected, reasons.get(role), "auth.roles", spec_for(headers), send, skip_reason)
-            endpoint["probes"][role] = probe
-            probes.append(probe)
-    jobs = None
-    if params.get("jobs_status") is not None:
-        options = params["jobs_status"]
-        role = options.get("role") or role_names[0]
-        if role not in roles:
-            raise InputError("jobs_status.role %r is not a role of roles" % role)
-        if not CRITERION_PATTERN.match(options["criterion"]):
-            raise InputError("jobs_status.criterion %r is not a criterion id" % options["criterion"])
-        if not options["max_age_seconds"] > 0:
-            raise InputError("jobs_status.max_age_seconds must be greater than 0")
-        if options["max_consecutive_failures"] < 0:
-            raise InputError("jobs_status.max_consecutive_failures must be 0 or more")
-        url = join_url(params["base_url"], options["path"])
-        problem = url_error(url)
-        if problem:
-            raise InputError("jobs_status.path: %s" % problem)
-        headers = dict(extra)
-        headers["Authorization"] = to_text(basic_auth_header(roles[role][0], roles[role][1]))
-        endpoint = {"name": "jobs_status", "url": url, "method": "GET", "wrong_user": None, "blocking": options["blocking"]}
-        spec = rp.request_spec(url, "GET", headers, None, params, "none", idempotent=None)
-        jobs = Probe(endpoint, role, [200], None, options["criterion"], spec)
-        jobs.options = options
+        probes.extend(endpoint["probes"].values())
+    jobs = _plan_jobs(context) if params.get("jobs_status") is not None else None
+    if jobs is not None:
         probes.append(jobs)
     if not endpoints and jobs is None:
         raise InputError("endpoints must list at least one endpoint (or give jobs_status)")
     return endpoints, probes, jobs
+
+
+def _plan_endpoint(context, raw, where):
+    """One endpoint: its request, its checks and a Probe per identity."""
+    params = context.params
+    if raw.get("criterion") and not CRITERION_PATTERN.match(raw["criterion"]):
+        raise InputError("%s.criterion %r is not a criterion id like 'admin.cleanup'" % (where, raw["criterion"]))
+    method = rp.method_of(raw.get("method"), where, InputError)
+    url = join_url(params["base_url"], raw["path"])
+    problem = url_error(url)
+    if problem:
+        raise InputError("%s.path: %s" % (where, problem))
+    write = rp.is_write(method, raw.get("write"))
+    try:
+        checks = asserts.normalize_all(raw.get("assertions"), "%s.assertions" % where)
+    except asserts.AssertionSpecError as exc:
+        raise InputError(str(exc))
+    body_pattern = _body_pattern(raw, where)
+    expect, reasons = _expectations(context, raw, where)
+    role_keys = [key for key in expect if key in context.roles and expect[key] != "skip"]
+    functional_role = _functional_role(raw, where, context, expect, role_keys)
+    if raw.get("criterion") and not functional_role and not (write and context.read_only):
+        raise InputError("%s: criterion %s needs a role expected to get a 2xx in expect (or functional_role)"
+                         % (where, raw["criterion"]))
+    headers_base = {}
+    body = rp.request_body(raw.get("body"), raw.get("json_body"), headers_base, where, InputError)
+    endpoint = {
+        "name": raw["name"], "where": where, "criterion": raw.get("criterion"), "url": url, "method": method,
+        "write": write, "assertions": checks, "content_type": (raw.get("content_type") or "").lower() or None,
+        "body_pattern": body_pattern, "blocking": raw.get("blocking", True),
+        "functional_role": functional_role, "wrong_user": context.roles[context.wrong_role][0], "probes": {},
+    }
+
+    def spec_for(headers, idempotent=not write):
+        all_headers = dict(headers_base)
+        all_headers.update(headers)
+        return rp.request_spec(url, method, all_headers, body, params, "none", idempotent)
+
+    _plan_identities(context, endpoint, expect, reasons, role_keys, spec_for)
+    return endpoint
+
+
+def _body_pattern(raw, where):
+    if not raw.get("body_regex"):
+        return None
+    try:
+        return re.compile(raw["body_regex"], re.MULTILINE)
+    except re.error as exc:
+        raise InputError("%s.body_regex is not a valid regular expression: %s" % (where, exc))
+
+
+def _expectations(context, raw, where):
+    """The expected statuses (or ``skip``) and the expected failure reasons per identity."""
+    roles = context.roles
+    expect = dict(raw.get("expect") or {})
+    for key in expect:
+        if key not in SPECIAL and key not in roles:
+            raise InputError("%s.expect: %r is neither anonymous, wrong_password nor a role of roles (%s)"
+                             % (where, key, ", ".join(context.role_names)))
+    for key in list(expect.keys()):
+        if expect[key] == "skip":
+            continue
+        expect[key] = rp.statuses_of(expect[key], "%s.expect.%s" % (where, key), rp.MATRIX_STATUS_MESSAGES, InputError)
+    reasons = dict(DEFAULT_REASONS)
+    for key, value in (raw.get("expect_reason") or {}).items():
+        if key not in SPECIAL and key not in roles:
+            raise InputError("%s.expect_reason: %r is neither anonymous, wrong_password nor a role" % (where, key))
+        reasons[key] = value or None
+    return expect, reasons
+
+
+def _functional_role(raw, where, context, expect, role_keys):
+    """The role whose answer the endpoint's own criterion judges: the one named, else the first expected a 2xx."""
+    functional_role = raw.get("functional_role")
+    if functional_role:
+        if functional_role not in context.roles:
+            raise InputError("%s.functional_role %r is not a role of roles" % (where, functional_role))
+        if functional_role not in role_keys:
+            raise InputError("%s.functional_role %r needs an expected status in expect" % (where, functional_role))
+        return functional_role
+    for key in role_keys:
+        if any(200 <= code < 300 for code in expect[key]):
+            return key
+    return None
+
+
+def _plan_identities(context, endpoint, expect, reasons, role_keys, spec_for):
+    """A Probe per identity of ``endpoint``: without credentials, with a wrong password, then each role."""
+    params = context.params
+    write = endpoint["write"]
+    blocked_write = write and context.read_only
+    for identity in SPECIAL:
+        if expect.get(identity) == "skip":
+            continue
+        expected = expect.get(identity) or ([409] if blocked_write else [401])
+        headers = dict(context.extra) if (identity == WRONG_PASSWORD or params["anonymous_extra_headers"]) else {}
+        if identity == WRONG_PASSWORD:
+            headers["Authorization"] = context.basic_auth(context.wrong_role, context.wrong_password)
+        endpoint["probes"][identity] = Probe(endpoint, identity, expected, reasons.get(identity), CRITERIA[identity],
+                                             spec_for(headers))
+    for role in role_keys:
+        headers = dict(context.extra)
+        headers["Authorization"] = context.basic_auth(role)
+        send, skip_reason = True, None
+        if write:
+            # Not allowed is the reason in every mode; check mode only matters for writes that would be sent.
+            if not params["allow_writes"]:
+                send, skip_reason = False, "writes not allowed (allow_writes is false)"
+            elif context.check_mode:
+                send, skip_reason = False, "credentialed write planned, not sent in check mode"
+        # Read-only mode answers 409 before authentication, whatever the role could do otherwise.
+        expected = [409] if blocked_write else expect[role]
+        endpoint["probes"][role] = Probe(endpoint, role, expected, reasons.get(role), "auth.roles", spec_for(headers),
+                                         send, skip_reason)
+
+
+def _plan_jobs(context):
+    """The jobs_status request, as a role of roles."""
+    params = context.params
+    options = params["jobs_status"]
+    role = options.get("role") or context.role_names[0]
+    if role not in context.roles:
+        raise InputError("jobs_status.role %r is not a role of roles" % role)
+    if not CRITERION_PATTERN.match(options["criterion"]):
+        raise InputError("jobs_status.criterion %r is not a criterion id" % options["criterion"])
+    if not options["max_age_seconds"] > 0:
+        raise InputError("jobs_status.max_age_seconds must be greater than 0")
+    if options["max_consecutive_failures"] < 0:
+        raise InputError("jobs_status.max_consecutive_failures must be 0 or more")
+    url = join_url(params["base_url"], options["path"])
+    problem = url_error(url)
+    if problem:
+        raise InputError("jobs_status.path: %s" % problem)
+    headers = dict(context.extra)
+    headers["Authorization"] = context.basic_auth(role)
+    endpoint = {"name": "jobs_status", "url": url, "method": "GET", "wrong_user": None, "blocking": options["blocking"]}
+    spec = rp.request_spec(url, "GET", headers, None, params, "none", idempotent=None)
+    jobs = Probe(endpoint, role, [200], None, options["criterion"], spec)
+    jobs.options = options
+    return jobs
 
 
 # --------------------------------------------------------------------------------------------------

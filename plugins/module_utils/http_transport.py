@@ -387,65 +387,17 @@ class HttpClient:
         against its rate limit takes a slot of ``budget`` (a RequestBudget) first; a 429 to such a request is
         waited out for a whole window instead (see rate_budget), not counted as an attempt. Returns an Outcome."""
         policy = policy or RetryPolicy()
-        outcome = Outcome()
         started = self.clock()
         origin = _origin(spec.url) if self.fail_fast else None
-        if origin is not None:
-            with self._lock:
-                known = self._unreachable.get(origin)
-            if known is not None:
-                outcome.error = TransportError(known.kind, "%s (not sent: every attempt of an earlier request to this"
-                                                           " service failed the same way)" % known.message)
-                outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
-                outcome.total_ms = 0.0
-                return outcome
+        known = self._known_unreachable(origin)
+        if known is not None:
+            return known
+        outcome = Outcome()
         counted = budget is not None and budget.counts(spec.method, spec.url)
         waiter = Waiter(deadline, self.sleep)
         retry_number = 0
         while True:
-            waited = 0.0
-            slot = None
-            throttled = False
-            attempt_start = self.clock()
-            try:
-                if counted:
-                    try:
-                        slot, waited = budget.acquire(deadline)
-                    except BudgetExhausted as exc:
-                        raise TransportError("deadline", str(exc))
-                    attempt_start = self.clock()
-                elif budget is not None:
-                    budget.note_exempt()
-                if self._in_flight is not None:
-                    with self._in_flight:
-                        response = self.send(spec, deadline)
-                else:
-                    response = self.send(spec, deadline)
-            except TransportError as exc:
-                if slot is not None:
-                    # Not sent, or refused before the service saw it: the service did not count it.
-                    if exc.kind in NOT_SENT_ERRORS + ("deadline",):
-                        budget.release(slot)
-                    else:
-                        budget.settle(slot)
-                outcome.error = exc
-                outcome.response = None
-                outcome.attempts.append(Attempt(len(outcome.attempts) + 1, attempt_start,
-                                                (self.clock() - attempt_start) * 1000.0, error="%s: %s" % (exc.kind, exc.message),
-                                                waited_s=waited))
-                retry = exc.retryable and (spec.idempotent or exc.kind in NOT_SENT_ERRORS)
-                if exc.retryable and not retry:
-                    outcome.gave_up = "not retried: a write may have been processed before the %s" % exc.kind
-            else:
-                outcome.response = response
-                outcome.error = None
-                outcome.attempts.append(Attempt(len(outcome.attempts) + 1, attempt_start, response.elapsed_ms,
-                                                status=response.status, waited_s=waited))
-                throttled = slot is not None and response.status == 429
-                if slot is not None:
-                    # The service does not log a request it refuses with 429.
-                    (budget.release if throttled else budget.settle)(slot)
-                retry = throttled or policy.retryable_status(response.status)
+            retry, throttled = self._attempt(spec, policy, deadline, budget, counted, outcome)
             if not retry:
                 break
             if throttled:
@@ -459,18 +411,79 @@ class HttpClient:
                 outcome.gave_up = "retries exhausted (%d attempts)" % len(outcome.attempts)
                 break
             retry_number += 1
-            retry_after = _retry_after(outcome.response)
-            delay = policy.delay(retry_number, self.rand(), retry_after)
-            if not waiter.pause(delay):
+            if not waiter.pause(policy.delay(retry_number, self.rand(), _retry_after(outcome.response))):
                 outcome.gave_up = "deadline: no time left for another attempt after %d" % len(outcome.attempts)
                 break
         outcome.total_ms = (self.clock() - started) * 1000.0
+        self._remember_unreachable(origin, outcome)
+        return outcome
+
+    def _known_unreachable(self, origin):
+        """An Outcome without sending when (fail_fast) an earlier request found ``origin`` not accepting connections."""
+        if origin is None:
+            return None
+        with self._lock:
+            known = self._unreachable.get(origin)
+        if known is None:
+            return None
+        outcome = Outcome()
+        outcome.error = TransportError(known.kind, "%s (not sent: every attempt of an earlier request to this"
+                                                   " service failed the same way)" % known.message)
+        outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
+        outcome.total_ms = 0.0
+        return outcome
+
+    def _remember_unreachable(self, origin, outcome):
+        """(fail_fast) Every attempt was refused (or the name did not resolve) until the client gave up."""
         if (origin is not None and outcome.response is None and outcome.error is not None and outcome.gave_up
                 and outcome.error.kind in NOT_SENT_ERRORS
                 and all((a.error or "").split(":", 1)[0] in NOT_SENT_ERRORS + ("deadline",) for a in outcome.attempts)):
             with self._lock:
                 self._unreachable.setdefault(origin, outcome.error)
-        return outcome
+
+    def _attempt(self, spec, policy, deadline, budget, counted, outcome):
+        """One attempt, added to ``outcome`` -> (retry?, throttled: a 429 to a request the budget counts)."""
+        waited = 0.0
+        slot = None
+        attempt_start = self.clock()
+        try:
+            if counted:
+                try:
+                    slot, waited = budget.acquire(deadline)
+                except BudgetExhausted as exc:
+                    raise TransportError("deadline", str(exc))
+                attempt_start = self.clock()
+            elif budget is not None:
+                budget.note_exempt()
+            response = self._send_in_flight(spec, deadline)
+        except TransportError as exc:
+            if slot is not None:
+                # Not sent, or refused before the service saw it: the service did not count it.
+                (budget.release if exc.kind in NOT_SENT_ERRORS + ("deadline",) else budget.settle)(slot)
+            outcome.error = exc
+            outcome.response = None
+            outcome.attempts.append(Attempt(len(outcome.attempts) + 1, attempt_start, (self.clock() - attempt_start) * 1000.0,
+                                            error="%s: %s" % (exc.kind, exc.message), waited_s=waited))
+            retry = exc.retryable and (spec.idempotent or exc.kind in NOT_SENT_ERRORS)
+            if exc.retryable and not retry:
+                outcome.gave_up = "not retried: a write may have been processed before the %s" % exc.kind
+            return retry, False
+        outcome.response = response
+        outcome.error = None
+        outcome.attempts.append(Attempt(len(outcome.attempts) + 1, attempt_start, response.elapsed_ms,
+                                        status=response.status, waited_s=waited))
+        throttled = slot is not None and response.status == 429
+        if slot is not None:
+            # The service does not log a request it refuses with 429.
+            (budget.release if throttled else budget.settle)(slot)
+        return throttled or policy.retryable_status(response.status), throttled
+
+    def _send_in_flight(self, spec, deadline):
+        """send(), holding one of the ``max_in_flight`` places when there is such a limit."""
+        if self._in_flight is not None:
+            with self._in_flight:
+                return self.send(spec, deadline)
+        return self.send(spec, deadline)
 
 
 def _origin(url):

@@ -106,17 +106,60 @@ def _http_url(url):
 
 
 def plan_probe(index, probe, params):
+    """One validated probe -> its plan (the request to send and the checks of the answer)."""
     kind = probe.get("kind") or "custom"
     defaults = KIND_DEFAULTS[kind]
     # A custom probe has a path or a url (required_if of the argument spec).
     name = probe.get("name") or (kind if kind != "custom" else None) or probe.get("path") or probe.get("url")
     where = "probes[%d] (name '%s')" % (index, name)
+    criterion = _probe_criterion(probe, defaults, where)
+    url = _probe_url(probe, kind, defaults, params, where)
+    scheme = url.split(":", 1)[0].lower()
+    method = rp.method_of(probe.get("method"), where, ProbeInputError)
+    statuses = list(defaults["status_code"])
+    if probe.get("status_code") is not None:
+        statuses = rp.statuses_of(probe["status_code"], "%s.status_code" % where, rp.PROBE_STATUS_MESSAGES, ProbeInputError)
+    _check_probe_limits(probe, params, where)
+    checks, header_checks = _probe_checks(probe, kind, scheme, where)
+    try:
+        body_from = probe_sources.parse(probe.get("body_from"), where, probe.get("body") is not None,
+                                        probe.get("json_body"))
+    except probe_sources.SourceSpecError as exc:
+        raise ProbeInputError(str(exc))
+    write = rp.is_write(method, probe.get("write"))
+    return {
+        "index": index,
+        "where": where,
+        "name": name,
+        "kind": kind,
+        "criterion": criterion,
+        "blocking": probe.get("blocking") if probe.get("blocking") is not None else True,
+        "url": url,
+        "method": method,
+        "statuses": statuses,
+        "assertions": checks,
+        "header_checks": header_checks,
+        "content_type": (probe.get("content_type") or "").strip().lower() or None,
+        "max_latency_ms": probe.get("max_latency_ms") if probe.get("max_latency_ms") is not None else params.get("max_latency_ms"),
+        "write": write,
+        "spec": _probe_spec(probe, kind, params, url, method, body_from, write, where),
+        "probe": probe,
+        "body_from": body_from,
+        "source_error": None,
+    }
+
+
+def _probe_criterion(probe, defaults, where):
     criterion = probe.get("criterion") or defaults["criterion"]
     if not criterion:
         raise ProbeInputError("%s: criterion is required for kind custom" % where)
     if not CRITERION_PATTERN.match(criterion):
         raise ProbeInputError("%s.criterion %r is not a criterion id like 'health.readiness'" % (where, criterion))
+    return criterion
 
+
+def _probe_url(probe, kind, defaults, params, where):
+    """The probe's own url, else its path (or the kind's) on base_url (on http:// for https_redirect)."""
     base_url = params.get("base_url")
     if probe.get("url"):
         url = probe["url"]
@@ -134,11 +177,10 @@ def plan_probe(index, probe, params):
         raise ProbeInputError("%s: kind tls needs an https:// URL, got %s" % (where, safe_url(url)))
     if kind == "https_redirect" and scheme != "http":
         raise ProbeInputError("%s: kind https_redirect needs an http:// URL, got %s" % (where, safe_url(url)))
+    return url
 
-    method = rp.method_of(probe.get("method"), where, ProbeInputError)
-    statuses = list(defaults["status_code"])
-    if probe.get("status_code") is not None:
-        statuses = rp.statuses_of(probe["status_code"], "%s.status_code" % where, rp.PROBE_STATUS_MESSAGES, ProbeInputError)
+
+def _check_probe_limits(probe, params, where):
     for name_key in ("timeout", "max_latency_ms"):
         if probe.get(name_key) is not None and not probe[name_key] > 0:
             raise ProbeInputError("%s.%s must be greater than 0, got %s" % (where, name_key, probe[name_key]))
@@ -151,6 +193,9 @@ def plan_probe(index, probe, params):
     if probe.get("client_key") and not (probe.get("client_cert") or params.get("client_cert")):
         raise ProbeInputError("%s.client_key needs client_cert" % where)
 
+
+def _probe_checks(probe, kind, scheme, where):
+    """The JSON assertions and the header checks of the answer (the kind's own headers first)."""
     try:
         checks = asserts.normalize_all(probe.get("assertions"), "%s.assertions" % where)
         header_specs = list(probe.get("required_headers") or [])
@@ -167,13 +212,11 @@ def plan_probe(index, probe, params):
                          for i, spec in enumerate(header_specs)]
     except asserts.AssertionSpecError as exc:
         raise ProbeInputError(str(exc))
+    return checks, header_checks
 
-    try:
-        body_from = probe_sources.parse(probe.get("body_from"), where, probe.get("body") is not None,
-                                        probe.get("json_body"))
-    except probe_sources.SourceSpecError as exc:
-        raise ProbeInputError(str(exc))
 
+def _probe_spec(probe, kind, params, url, method, body_from, write, where):
+    """The RequestSpec: the module's headers under the probe's, the body, credentials, the connection options."""
     headers = dict(params.get("headers") or {})
     headers.update(probe.get("headers") or {})
     if body_from and not rp.has_header(headers, "content-type"):
@@ -185,33 +228,11 @@ def plan_probe(index, probe, params):
         headers["Authorization"] = "Bearer %s" % probe["bearer_token"]
     if kind in ("healthz", "readyz", "backup") and not rp.has_header(headers, "accept"):
         headers["Accept"] = "application/json"
-
-    write = rp.is_write(method, probe.get("write"))
     follow = "none" if kind == "https_redirect" else (probe.get("follow_redirects") or params.get("follow_redirects") or "safe")
     # A probe's own connection options win over the module's (connect_timeout and use_proxy are the module's only).
     options = dict((key, params.get(key)) for key in rp.CONNECTION_OPTIONS)
     options.update((key, probe[key]) for key in PROBE_CONNECTION_OPTIONS if probe.get(key) is not None)
-    spec = rp.request_spec(url, method, headers, body, options, follow, idempotent=not write)
-    return {
-        "index": index,
-        "where": where,
-        "name": name,
-        "kind": kind,
-        "criterion": criterion,
-        "blocking": probe.get("blocking") if probe.get("blocking") is not None else True,
-        "url": url,
-        "method": method,
-        "statuses": statuses,
-        "assertions": checks,
-        "header_checks": header_checks,
-        "content_type": (probe.get("content_type") or "").strip().lower() or None,
-        "max_latency_ms": probe.get("max_latency_ms") if probe.get("max_latency_ms") is not None else params.get("max_latency_ms"),
-        "write": write,
-        "spec": spec,
-        "probe": probe,
-        "body_from": body_from,
-        "source_error": None,
-    }
+    return rp.request_spec(url, method, headers, body, options, follow, idempotent=not write)
 
 
 def plan_probes(params):
