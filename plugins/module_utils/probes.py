@@ -434,19 +434,27 @@ def _readyz_sub_unparsed(plan, criterion, name, response, outcome, secrets):
                              secrets, outcome)
 
 
-def _readyz_migrations(plan, response, outcome, secrets, by_name):
-    probe = plan["probe"]
-    name = "%s:migrations" % plan["name"]
-    check_name = probe.get("migrations_check") or "migrations"
+def _readyz_check(plan, response, outcome, secrets, by_name, criterion, suffix):
+    """The readyz check ``suffix`` (migrations or jobs; option ``<suffix>_check`` renames it) of the answer ->
+    ``(name, base path, entry, None)``, or ``(name, base path, None, part)`` when the body is not an object or the
+    service reports no such check."""
+    name = "%s:%s" % (plan["name"], suffix)
+    check_name = plan["probe"].get("%s_check" % suffix) or suffix
+    base = "checks[?name=='%s']" % check_name
     if response.json_error or not isinstance(response.json(), dict):
-        return _readyz_sub_unparsed(plan, "migrations.readyz", name, response, outcome, secrets)
+        return name, base, None, _readyz_sub_unparsed(plan, criterion, name, response, outcome, secrets)
     entry = by_name.get(check_name)
     if entry is None:
-        results = [rp.result("checks[?name=='%s']" % check_name, "exists", True, False, False,
-                             "the service reports no '%s' check" % check_name)]
-        return part_from_results(plan, "migrations.readyz", name, response, results, secrets, outcome)
+        results = [rp.result(base, "exists", True, False, False, "the service reports no '%s' check" % check_name)]
+        return name, base, None, part_from_results(plan, criterion, name, response, results, secrets, outcome)
+    return name, base, entry, None
+
+
+def _readyz_migrations(plan, response, outcome, secrets, by_name):
+    name, base, entry, part = _readyz_check(plan, response, outcome, secrets, by_name, "migrations.readyz", "migrations")
+    if part is not None:
+        return part
     detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
-    base = "checks[?name=='%s']" % check_name
     results = [
         rp.result(base + ".ok", "==", True, entry.get("ok"), entry.get("ok") is True),
         rp.result(base + ".detail.migrations_current", "==", True, detail.get("migrations_current"),
@@ -464,15 +472,9 @@ def _readyz_migrations(plan, response, outcome, secrets, by_name):
 
 def _readyz_jobs(plan, response, outcome, secrets, by_name):
     probe = plan["probe"]
-    name = "%s:jobs" % plan["name"]
-    check_name = probe.get("jobs_check") or "jobs"
-    if response.json_error or not isinstance(response.json(), dict):
-        return _readyz_sub_unparsed(plan, "jobs.heartbeat", name, response, outcome, secrets)
-    entry = by_name.get(check_name)
-    base = "checks[?name=='%s']" % check_name
-    if entry is None:
-        results = [rp.result(base, "exists", True, False, False, "the service reports no '%s' check" % check_name)]
-        return part_from_results(plan, "jobs.heartbeat", name, response, results, secrets, outcome)
+    name, base, entry, part = _readyz_check(plan, response, outcome, secrets, by_name, "jobs.heartbeat", "jobs")
+    if part is not None:
+        return part
     detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
     # detail.enabled is the service's heartbeat check; detail.jobs_enabled only says whether the API process runs
     # the jobs itself (JOBS_ENABLED) - an external runner writes the heartbeat either way. Reported, never gated on.
