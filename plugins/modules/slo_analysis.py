@@ -610,7 +610,6 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     api_connection_argument_spec,
     API_CONNECTION_CONSTRAINTS,
-    collect_api_secrets,
     SecretAwareModule,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_sources import (
@@ -704,24 +703,9 @@ def argument_spec():
     )
 
 
-def collect_secrets(params, secrets):
-    """Every secret of the options: tokens, the Basic-Auth password, credential headers, URL credentials."""
-    prometheus = params.get("prometheus")
-    if isinstance(prometheus, dict):
-        collect_api_secrets(prometheus, secrets)
-        secrets.add_headers(prometheus.get("headers"))
-    scrape = params.get("scrape")
-    if isinstance(scrape, dict):
-        for target in scrape.get("targets") or []:
-            if isinstance(target, dict):
-                secrets.add(target.get("bearer_token"))
-                secrets.add_headers(target.get("headers"))
-                secrets.add_url(target.get("url"))
-
-
 def main():
     module = SecretAwareModule(
-        argument_spec=argument_spec(), supports_check_mode=True, secret_collector=collect_secrets,
+        argument_spec=argument_spec(), supports_check_mode=True, secret_collector=ma.collect_secrets,
         required_if=[("source", "prometheus", ["prometheus"]), ("source", "scrape", ["scrape"])],
         required_by={"require_targets": "prometheus", "require_rules": "prometheus"},
     )
