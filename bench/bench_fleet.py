@@ -120,6 +120,36 @@ def write_inventory(path, stack, urls):
     return sorted(hosts)
 
 
+def report(args, forks, results, reports, hosts, load, busy):
+    """The figures of the rounds: printed, written to --json; 0 when the target ratio is met."""
+    for name in [n for n in results if n != "one_host"]:
+        reported = set(reports[name]["expected_hosts"])
+        if reported != set(hosts):
+            raise SystemExit("%s: the verdict covers %s, not the %d hosts" % (name, sorted(reported), len(hosts)))
+    figures = {name: summary(values) for name, values in results.items()}
+    ratio = figures["fleet"]["median"] / figures["one_host"]["median"]
+    out = {"hosts": args.hosts, "forks": forks, "rounds": args.rounds, "cores": os.cpu_count(),
+           "load_average_1min": [round(x, 2) for x in load if x is not None], "seconds": figures,
+           "ratio_fleet_to_one_host": round(ratio, 2), "target_ratio": TARGET_RATIO, "met": ratio <= TARGET_RATIO,
+           "fleet_records": sum(len(c["records"]) for c in reports["fleet"]["criteria"]),
+           "cpu_busy_fraction": {name: round(sum(v) / len(v), 2) for name, v in busy.items()}}
+    if args.db_once:
+        out["ratio_fleet_db_once_to_one_host"] = round(figures["fleet_db_once"]["median"] / figures["one_host"]["median"], 2)
+    print("verify.yml over %d reference services (forks %d, %d cores), %d rounds, 1-min load %s" % (
+        args.hosts, forks, os.cpu_count(), args.rounds, out["load_average_1min"]))
+    for name, figure in figures.items():
+        print("%-16s median %6.2fs  min %6.2fs  max %6.2fs  (machine CPU busy %s%%)" % (
+            name, figure["median"], figure["min"], figure["max"], int(100 * out["cpu_busy_fraction"].get(name, 0))))
+    print("fleet / one host = %.2f (target <= %.1f): %s" % (ratio, TARGET_RATIO, "MET" if out["met"] else "MISSED"))
+    if args.db_once:
+        print("fleet with the database checked once / one host = %.2f" % out["ratio_fleet_db_once_to_one_host"])
+    print("one verdict over %d hosts, %d records" % (len(hosts), out["fleet_records"]))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(out, handle, indent=1, sort_keys=True)
+    return 0 if out["met"] else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=20)
@@ -185,32 +215,7 @@ def main():
             stack.stop()
             shutil.rmtree(str(workdir), ignore_errors=True)
 
-    for name in [n for n in results if n != "one_host"]:
-        reported = set(reports[name]["expected_hosts"])
-        if reported != set(hosts):
-            raise SystemExit("%s: the verdict covers %s, not the %d hosts" % (name, sorted(reported), len(hosts)))
-    figures = {name: summary(values) for name, values in results.items()}
-    ratio = figures["fleet"]["median"] / figures["one_host"]["median"]
-    out = {"hosts": args.hosts, "forks": forks, "rounds": args.rounds, "cores": os.cpu_count(),
-           "load_average_1min": [round(x, 2) for x in load if x is not None], "seconds": figures,
-           "ratio_fleet_to_one_host": round(ratio, 2), "target_ratio": TARGET_RATIO, "met": ratio <= TARGET_RATIO,
-           "fleet_records": sum(len(c["records"]) for c in reports["fleet"]["criteria"]),
-           "cpu_busy_fraction": {name: round(sum(v) / len(v), 2) for name, v in busy.items()}}
-    if args.db_once:
-        out["ratio_fleet_db_once_to_one_host"] = round(figures["fleet_db_once"]["median"] / figures["one_host"]["median"], 2)
-    print("verify.yml over %d reference services (forks %d, %d cores), %d rounds, 1-min load %s" % (
-        args.hosts, forks, os.cpu_count(), args.rounds, out["load_average_1min"]))
-    for name, figure in figures.items():
-        print("%-16s median %6.2fs  min %6.2fs  max %6.2fs  (machine CPU busy %s%%)" % (
-            name, figure["median"], figure["min"], figure["max"], int(100 * out["cpu_busy_fraction"].get(name, 0))))
-    print("fleet / one host = %.2f (target <= %.1f): %s" % (ratio, TARGET_RATIO, "MET" if out["met"] else "MISSED"))
-    if args.db_once:
-        print("fleet with the database checked once / one host = %.2f" % out["ratio_fleet_db_once_to_one_host"])
-    print("one verdict over %d hosts, %d records" % (len(hosts), out["fleet_records"]))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(out, handle, indent=1, sort_keys=True)
-    return 0 if out["met"] else 1
+    return report(args, forks, results, reports, hosts, load, busy)
 
 
 if __name__ == "__main__":

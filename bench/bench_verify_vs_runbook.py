@@ -70,13 +70,64 @@ def verify_coverage(report):
     return criteria, len(records), assertions
 
 
-def main():
+def arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--compare-ref", help="also time verify.yml of this git revision (before/after)")
     parser.add_argument("--timer", action="store_true", help="one more verify.yml run with the task_timer callback")
     parser.add_argument("--json", help="write the figures to this file")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def report_figures(args, results, report, raw_last, load, timer_rows, before):
+    """The figures of the rounds against the targets: printed, and written to --json by finish()."""
+    figures = {name: summary(values) for name, values in results.items()}
+    criteria, records, assertions = verify_coverage(report)
+    raw_criteria = {check[1] for check in raw_last["cli"]}
+    verify_s, raw_s = figures["verify"]["median"], figures["raw"]["median"]
+    ratio = verify_s / raw_s
+    out = {
+        "rounds": args.rounds, "load_average_1min": [round(x, 2) for x in load if x is not None],
+        "seconds": figures, "ratio_verify_to_raw": round(ratio, 2),
+        "ratio_verify_to_raw_sql": round(verify_s / figures["raw_sql"]["median"], 2),
+        "raw_checks": len(raw_last["cli"]), "raw_criteria": sorted(raw_criteria),
+        "verify_criteria": len(criteria), "verify_records": records, "verify_assertions": assertions,
+        "criteria_only_in_verify": sorted(criteria - raw_criteria),
+        "criteria_only_in_raw": sorted(raw_criteria - criteria),
+        "targets": {"verify_seconds": TARGET_SECONDS, "ratio": TARGET_RATIO},
+        "met": {"verify_seconds": verify_s <= TARGET_SECONDS, "ratio": ratio <= TARGET_RATIO,
+                "strictly_more": raw_criteria < criteria and assertions > len(raw_last["cli"])},
+        "task_times": timer_rows,
+    }
+    if before:
+        out["compare_ref"] = args.compare_ref
+        out["speedup_vs_ref"] = round(figures["verify_before"]["median"] / verify_s, 2)
+
+    print("verify.yml vs the raw runbook, %d rounds (1-min load average %s)" % (args.rounds, out["load_average_1min"]))
+    print("%-34s %8s %8s %8s" % ("", "median", "min", "max"))
+    labels = {"verify": "verify.yml (working tree)", "raw": "raw runbook (alembic CLI)", "raw_sql": "raw runbook (psql only)",
+              "floor": "one-task playbook (Ansible floor)", "verify_before": "verify.yml at %s" % args.compare_ref}
+    for name in results:
+        print("%-34s %7.2fs %7.2fs %7.2fs" % (labels[name], figures[name]["median"], figures[name]["min"], figures[name]["max"]))
+    print("ratio verify / raw = %.2f (target <= %.1f), verify / raw psql-only = %.2f" % (
+        ratio, TARGET_RATIO, out["ratio_verify_to_raw_sql"]))
+    if before:
+        print("verify.yml at %s / working tree = %.2fx" % (args.compare_ref, out["speedup_vs_ref"]))
+    print("raw runbook: %d checks over %d criteria; verify.yml: %d criteria, %d records, %d assertions" % (
+        len(raw_last["cli"]), len(raw_criteria), len(criteria), records, assertions))
+    print("criteria only verify.yml checks: %s" % ", ".join(out["criteria_only_in_verify"]))
+    if out["criteria_only_in_raw"]:
+        print("criteria only the raw runbook checks: %s" % ", ".join(out["criteria_only_in_raw"]))
+    for seconds, name in timer_rows:
+        print("  %6.3f s  %s" % (seconds, name))
+    print("targets: verify <= %.1f s: %s; ratio <= %.1f: %s; strictly more: %s" % (
+        TARGET_SECONDS, "MET" if out["met"]["verify_seconds"] else "MISSED", TARGET_RATIO,
+        "MET" if out["met"]["ratio"] else "MISSED", "MET" if out["met"]["strictly_more"] else "MISSED"))
+    return finish(out, args.json)
+
+
+def main():
+    args = arguments()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-verify-"))
     # A ledger of the benchmark's own (the runs' requests are not the user's).
@@ -151,49 +202,7 @@ def main():
         finally:
             stack.stop()
 
-    figures = {name: summary(values) for name, values in results.items()}
-    criteria, records, assertions = verify_coverage(report)
-    raw_criteria = {check[1] for check in raw_last["cli"]}
-    verify_s, raw_s = figures["verify"]["median"], figures["raw"]["median"]
-    ratio = verify_s / raw_s
-    out = {
-        "rounds": args.rounds, "load_average_1min": [round(x, 2) for x in load if x is not None],
-        "seconds": figures, "ratio_verify_to_raw": round(ratio, 2),
-        "ratio_verify_to_raw_sql": round(verify_s / figures["raw_sql"]["median"], 2),
-        "raw_checks": len(raw_last["cli"]), "raw_criteria": sorted(raw_criteria),
-        "verify_criteria": len(criteria), "verify_records": records, "verify_assertions": assertions,
-        "criteria_only_in_verify": sorted(criteria - raw_criteria),
-        "criteria_only_in_raw": sorted(raw_criteria - criteria),
-        "targets": {"verify_seconds": TARGET_SECONDS, "ratio": TARGET_RATIO},
-        "met": {"verify_seconds": verify_s <= TARGET_SECONDS, "ratio": ratio <= TARGET_RATIO,
-                "strictly_more": raw_criteria < criteria and assertions > len(raw_last["cli"])},
-        "task_times": timer_rows,
-    }
-    if before:
-        out["compare_ref"] = args.compare_ref
-        out["speedup_vs_ref"] = round(figures["verify_before"]["median"] / verify_s, 2)
-
-    print("verify.yml vs the raw runbook, %d rounds (1-min load average %s)" % (args.rounds, out["load_average_1min"]))
-    print("%-34s %8s %8s %8s" % ("", "median", "min", "max"))
-    labels = {"verify": "verify.yml (working tree)", "raw": "raw runbook (alembic CLI)", "raw_sql": "raw runbook (psql only)",
-              "floor": "one-task playbook (Ansible floor)", "verify_before": "verify.yml at %s" % args.compare_ref}
-    for name in results:
-        print("%-34s %7.2fs %7.2fs %7.2fs" % (labels[name], figures[name]["median"], figures[name]["min"], figures[name]["max"]))
-    print("ratio verify / raw = %.2f (target <= %.1f), verify / raw psql-only = %.2f" % (
-        ratio, TARGET_RATIO, out["ratio_verify_to_raw_sql"]))
-    if before:
-        print("verify.yml at %s / working tree = %.2fx" % (args.compare_ref, out["speedup_vs_ref"]))
-    print("raw runbook: %d checks over %d criteria; verify.yml: %d criteria, %d records, %d assertions" % (
-        len(raw_last["cli"]), len(raw_criteria), len(criteria), records, assertions))
-    print("criteria only verify.yml checks: %s" % ", ".join(out["criteria_only_in_verify"]))
-    if out["criteria_only_in_raw"]:
-        print("criteria only the raw runbook checks: %s" % ", ".join(out["criteria_only_in_raw"]))
-    for seconds, name in timer_rows:
-        print("  %6.3f s  %s" % (seconds, name))
-    print("targets: verify <= %.1f s: %s; ratio <= %.1f: %s; strictly more: %s" % (
-        TARGET_SECONDS, "MET" if out["met"]["verify_seconds"] else "MISSED", TARGET_RATIO,
-        "MET" if out["met"]["ratio"] else "MISSED", "MET" if out["met"]["strictly_more"] else "MISSED"))
-    return finish(out, args.json)
+    return report_figures(args, results, report, raw_last, load, timer_rows, before)
 
 
 if __name__ == "__main__":

@@ -28,17 +28,16 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     join_limited,
     make_record,
 )
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    Deadline,
-    RequestSpec,
-    RetryPolicy,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import RequestSpec
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     api_auth_headers,
     api_connection_argument_spec,
     collect_api_secrets,
     join_url,
-    safe_url,
     url_error,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import safe_url
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, RetryPolicy
 
 ALERTS_PATH = "/api/v2/alerts"
 DEFAULT_CRITERION = "alerts.firing"

@@ -6,7 +6,8 @@
 ``basic_auth_endpoint`` runs it alone (its options are the matrix's options at the top level);
 ``readiness_probe`` runs it in the same call as its probes (its ``admin`` option takes the same options), so a
 release check needs one module task for all of its HTTP, not two. Planning (validated input -> requests),
-sending (concurrent, paced under the service's rate limit) and judging (records) are all here; the modules only
+sending (concurrent, paced under the service's rate limit) and judging (records) are all here, on the request plan
+the probes use too (``request_plan``: methods, status lists, bodies, RequestSpecs, results); the modules only
 declare options and exit.
 """
 
@@ -15,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import json
 import re
 import secrets as pysecrets
 
@@ -31,23 +31,20 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     make_record,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import assertions as asserts
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    Deadline,
-    Outcome,
-    RequestSpec,
-    TransportError,
-    basic_auth_header,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import TransportError
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import Outcome, run_concurrently
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     join_url,
     retry_policy_from,
-    run_concurrently,
-    safe_url,
     url_error,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import basic_auth_header, safe_url
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import request_plan as rp
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline
 
 ANONYMOUS = "anonymous"
 WRONG_PASSWORD = "wrong_password"
 SPECIAL = (ANONYMOUS, WRONG_PASSWORD)
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 PROBLEM_STATUSES = (403, 409, 422, 429)
 PROBLEM_JSON = "application/problem+json"
 REASON_HEADER = "X-Admin-Auth-Fail-Reason"
@@ -56,7 +53,7 @@ CRITERIA = {ANONYMOUS: "auth.anonymous", WRONG_PASSWORD: "auth.wrong_password"}
 BODY_EXCERPT_CHARS = 400
 
 
-class InputError(ValueError):
+class InputError(rp.PlanError):
     pass
 
 
@@ -70,24 +67,6 @@ def collect_matrix_secrets(params, secrets):
         for creds in roles.values():
             if isinstance(creds, dict) and creds.get("password"):
                 secrets.add_basic(to_text(creds.get("username") or ""), to_text(creds["password"]))
-
-
-def _statuses(value, where):
-    items = value if isinstance(value, list) else [value]
-    result = []
-    for item in items:
-        if isinstance(item, bool):
-            raise InputError("%s must be an HTTP status or a list of them, got %r" % (where, item))
-        try:
-            code = int(item)
-        except (TypeError, ValueError):
-            raise InputError("%s must be an HTTP status or a list of them, got %r" % (where, item))
-        if str(item).strip() != str(code) or not 100 <= code <= 599:
-            raise InputError("%s: %r is not an HTTP status (100-599)" % (where, item))
-        result.append(code)
-    if not result:
-        raise InputError("%s must not be empty" % where)
-    return result
 
 
 def validate_roles(params):
@@ -142,17 +121,32 @@ class Probe:
         return "as role %s" % self.identity
 
 
+class _Context:
+    """What every endpoint of a plan shares: the validated roles, the identity of the wrong-password probe, the extra
+    headers, the modes and the connection options."""
+
+    def __init__(self, params, check_mode):
+        self.params = params
+        self.check_mode = check_mode
+        self.roles = validate_roles(params)
+        self.role_names = list(params["roles"].keys())
+        self.wrong_role = params.get("wrong_password_role") or self.role_names[0]
+        if self.wrong_role not in self.roles:
+            raise InputError("wrong_password_role %r is not one of roles: %s" % (self.wrong_role, ", ".join(self.role_names)))
+        self.extra = dict(params.get("extra_headers") or {})
+        self.read_only = params["read_only_mode"]
+        if not CRITERION_PATTERN.match(params["read_only_criterion"]):
+            raise InputError("read_only_criterion %r is not a criterion id" % params["read_only_criterion"])
+        self.wrong_password = "wrong-" + pysecrets.token_hex(12)
+
+    def basic_auth(self, role, password=None):
+        username = self.roles[role][0]
+        return to_text(basic_auth_header(username, self.roles[role][1] if password is None else password))
+
+
 def plan(params, check_mode):
-    roles = validate_roles(params)
-    role_names = list(params["roles"].keys())
-    wrong_role = params.get("wrong_password_role") or role_names[0]
-    if wrong_role not in roles:
-        raise InputError("wrong_password_role %r is not one of roles: %s" % (wrong_role, ", ".join(role_names)))
-    extra = dict(params.get("extra_headers") or {})
-    read_only = params["read_only_mode"]
-    if not CRITERION_PATTERN.match(params["read_only_criterion"]):
-        raise InputError("read_only_criterion %r is not a criterion id" % params["read_only_criterion"])
-    wrong_password = "wrong-" + pysecrets.token_hex(12)
+    """Validated matrix options -> (endpoints, every Probe to send, the jobs_status Probe or None)."""
+    context = _Context(params, check_mode)
     endpoints = []
     probes = []
     seen = set()
@@ -161,167 +155,160 @@ def plan(params, check_mode):
         if raw["name"] in seen:
             raise InputError("%s: the name is used twice; endpoint names must be unique" % where)
         seen.add(raw["name"])
-        if raw.get("criterion") and not CRITERION_PATTERN.match(raw["criterion"]):
-            raise InputError("%s.criterion %r is not a criterion id like 'admin.cleanup'" % (where, raw["criterion"]))
-        if raw.get("body") is not None and raw.get("json_body") is not None:
-            raise InputError("%s: body and json_body are mutually exclusive" % where)
-        method = (raw.get("method") or "GET").upper()
-        if not re.match(r"^[A-Z]+$", method):
-            raise InputError("%s.method %r is not an HTTP method" % (where, raw.get("method")))
-        url = join_url(params["base_url"], raw["path"])
-        problem = url_error(url)
-        if problem:
-            raise InputError("%s.path: %s" % (where, problem))
-        write = raw.get("write")
-        if write is None:
-            write = method in WRITE_METHODS
-        try:
-            checks = asserts.normalize_all(raw.get("assertions"), "%s.assertions" % where)
-        except asserts.AssertionSpecError as exc:
-            raise InputError(str(exc))
-        body_pattern = None
-        if raw.get("body_regex"):
-            try:
-                body_pattern = re.compile(raw["body_regex"], re.MULTILINE)
-            except re.error as exc:
-                raise InputError("%s.body_regex is not a valid regular expression: %s" % (where, exc))
-        expect = dict(raw.get("expect") or {})
-        for key in expect:
-            if key not in SPECIAL and key not in roles:
-                raise InputError("%s.expect: %r is neither anonymous, wrong_password nor a role of roles (%s)"
-                                 % (where, key, ", ".join(role_names)))
-        for key in list(expect.keys()):
-            if expect[key] == "skip":
-                continue
-            expect[key] = _statuses(expect[key], "%s.expect.%s" % (where, key))
-        reasons = dict(DEFAULT_REASONS)
-        for key, value in (raw.get("expect_reason") or {}).items():
-            if key not in SPECIAL and key not in roles:
-                raise InputError("%s.expect_reason: %r is neither anonymous, wrong_password nor a role" % (where, key))
-            reasons[key] = value or None
-        functional_role = raw.get("functional_role")
-        role_keys = [key for key in expect if key in roles and expect[key] != "skip"]
-        if functional_role:
-            if functional_role not in roles:
-                raise InputError("%s.functional_role %r is not a role of roles" % (where, functional_role))
-            if functional_role not in role_keys:
-                raise InputError("%s.functional_role %r needs an expected status in expect" % (where, functional_role))
-        else:
-            for key in role_keys:
-                if any(200 <= code < 300 for code in expect[key]):
-                    functional_role = key
-                    break
-        if raw.get("criterion") and not functional_role and not (write and read_only):
-            raise InputError("%s: criterion %s needs a role expected to get a 2xx in expect (or functional_role)"
-                             % (where, raw["criterion"]))
-        body = raw.get("body")
-        headers_base = {}
-        if raw.get("json_body") is not None:
-            body = json.dumps(raw["json_body"])
-            headers_base["Content-Type"] = "application/json"
-        endpoint = {
-            "name": raw["name"], "where": where, "criterion": raw.get("criterion"), "url": url, "method": method,
-            "write": bool(write), "assertions": checks, "content_type": (raw.get("content_type") or "").lower() or None,
-            "body_pattern": body_pattern, "blocking": raw.get("blocking", True), "functional_role": functional_role,
-            "wrong_user": roles[wrong_role][0], "probes": {},
-        }
+        endpoint = _plan_endpoint(context, raw, where)
         endpoints.append(endpoint)
-
-        def spec_for(headers, idempotent=not write):
-            all_headers = dict(headers_base)
-            all_headers.update(headers)
-            return RequestSpec(url, method=method, headers=all_headers, body=body, timeout=params["timeout"],
-                               connect_timeout=params.get("connect_timeout"), validate_certs=params["validate_certs"],
-                               ca_path=params.get("ca_path"), client_cert=params.get("client_cert"),
-                               client_key=params.get("client_key"), follow_redirects="none", use_proxy=params["use_proxy"],
-                               idempotent=idempotent)
-
-        blocked_write = write and read_only
-        for identity in SPECIAL:
-            if expect.get(identity) == "skip":
-                continue
-            expected = expect.get(identity) or ([409] if blocked_write else [401])
-            headers = dict(extra) if (identity == WRONG_PASSWORD or params["anonymous_extra_headers"]) else {}
-            if identity == WRONG_PASSWORD:
-                headers["Authorization"] = to_text(basic_auth_header(roles[wrong_role][0], wrong_password))
-            probe = Probe(endpoint, identity, expected, reasons.get(identity), CRITERIA[identity], spec_for(headers))
-            endpoint["probes"][identity] = probe
-            probes.append(probe)
-        for role in role_keys:
-            headers = dict(extra)
-            headers["Authorization"] = to_text(basic_auth_header(roles[role][0], roles[role][1]))
-            send, skip_reason = True, None
-            if write:
-                # Not allowed is the reason in every mode; check mode only matters for writes that would be sent.
-                if not params["allow_writes"]:
-                    send, skip_reason = False, "writes not allowed (allow_writes is false)"
-                elif check_mode:
-                    send, skip_reason = False, "credentialed write planned, not sent in check mode"
-            # Read-only mode answers 409 before authentication, whatever the role could do otherwise.
-            expected = [409] if blocked_write else expect[role]
-            probe = Probe(endpoint, role, expected, reasons.get(role), "auth.roles", spec_for(headers), send, skip_reason)
-            endpoint["probes"][role] = probe
-            probes.append(probe)
-    jobs = None
-    if params.get("jobs_status") is not None:
-        options = params["jobs_status"]
-        role = options.get("role") or role_names[0]
-        if role not in roles:
-            raise InputError("jobs_status.role %r is not a role of roles" % role)
-        if not CRITERION_PATTERN.match(options["criterion"]):
-            raise InputError("jobs_status.criterion %r is not a criterion id" % options["criterion"])
-        if not options["max_age_seconds"] > 0:
-            raise InputError("jobs_status.max_age_seconds must be greater than 0")
-        if options["max_consecutive_failures"] < 0:
-            raise InputError("jobs_status.max_consecutive_failures must be 0 or more")
-        url = join_url(params["base_url"], options["path"])
-        problem = url_error(url)
-        if problem:
-            raise InputError("jobs_status.path: %s" % problem)
-        headers = dict(extra)
-        headers["Authorization"] = to_text(basic_auth_header(roles[role][0], roles[role][1]))
-        endpoint = {"name": "jobs_status", "url": url, "method": "GET", "wrong_user": None, "blocking": options["blocking"]}
-        spec = RequestSpec(url, headers=headers, timeout=params["timeout"], connect_timeout=params.get("connect_timeout"),
-                           validate_certs=params["validate_certs"], ca_path=params.get("ca_path"),
-                           client_cert=params.get("client_cert"), client_key=params.get("client_key"),
-                           follow_redirects="none", use_proxy=params["use_proxy"])
-        jobs = Probe(endpoint, role, [200], None, options["criterion"], spec)
-        jobs.options = options
+        probes.extend(endpoint["probes"].values())
+    jobs = _plan_jobs(context) if params.get("jobs_status") is not None else None
+    if jobs is not None:
         probes.append(jobs)
     if not endpoints and jobs is None:
         raise InputError("endpoints must list at least one endpoint (or give jobs_status)")
     return endpoints, probes, jobs
 
 
+def _plan_endpoint(context, raw, where):
+    """One endpoint: its request, its checks and a Probe per identity."""
+    params = context.params
+    if raw.get("criterion") and not CRITERION_PATTERN.match(raw["criterion"]):
+        raise InputError("%s.criterion %r is not a criterion id like 'admin.cleanup'" % (where, raw["criterion"]))
+    method = rp.method_of(raw.get("method"), where, InputError)
+    url = join_url(params["base_url"], raw["path"])
+    problem = url_error(url)
+    if problem:
+        raise InputError("%s.path: %s" % (where, problem))
+    write = rp.is_write(method, raw.get("write"))
+    try:
+        checks = asserts.normalize_all(raw.get("assertions"), "%s.assertions" % where)
+    except asserts.AssertionSpecError as exc:
+        raise InputError(str(exc))
+    body_pattern = _body_pattern(raw, where)
+    expect, reasons = _expectations(context, raw, where)
+    role_keys = [key for key in expect if key in context.roles and expect[key] != "skip"]
+    functional_role = _functional_role(raw, where, context, expect, role_keys)
+    if raw.get("criterion") and not functional_role and not (write and context.read_only):
+        raise InputError("%s: criterion %s needs a role expected to get a 2xx in expect (or functional_role)"
+                         % (where, raw["criterion"]))
+    headers_base = {}
+    body = rp.request_body(raw.get("body"), raw.get("json_body"), headers_base, where, InputError)
+    endpoint = {
+        "name": raw["name"], "where": where, "criterion": raw.get("criterion"), "url": url, "method": method,
+        "write": write, "assertions": checks, "content_type": (raw.get("content_type") or "").lower() or None,
+        "body_pattern": body_pattern, "blocking": raw.get("blocking", True),
+        "functional_role": functional_role, "wrong_user": context.roles[context.wrong_role][0], "probes": {},
+    }
+
+    def spec_for(headers, idempotent=not write):
+        all_headers = dict(headers_base)
+        all_headers.update(headers)
+        return rp.request_spec(url, method, all_headers, body, params, "none", idempotent)
+
+    _plan_identities(context, endpoint, expect, reasons, role_keys, spec_for)
+    return endpoint
+
+
+def _body_pattern(raw, where):
+    if not raw.get("body_regex"):
+        return None
+    try:
+        return re.compile(raw["body_regex"], re.MULTILINE)
+    except re.error as exc:
+        raise InputError("%s.body_regex is not a valid regular expression: %s" % (where, exc))
+
+
+def _expectations(context, raw, where):
+    """The expected statuses (or ``skip``) and the expected failure reasons per identity."""
+    roles = context.roles
+    expect = dict(raw.get("expect") or {})
+    for key in expect:
+        if key not in SPECIAL and key not in roles:
+            raise InputError("%s.expect: %r is neither anonymous, wrong_password nor a role of roles (%s)"
+                             % (where, key, ", ".join(context.role_names)))
+    for key in list(expect.keys()):
+        if expect[key] == "skip":
+            continue
+        expect[key] = rp.statuses_of(expect[key], "%s.expect.%s" % (where, key), rp.MATRIX_STATUS_MESSAGES, InputError)
+    reasons = dict(DEFAULT_REASONS)
+    for key, value in (raw.get("expect_reason") or {}).items():
+        if key not in SPECIAL and key not in roles:
+            raise InputError("%s.expect_reason: %r is neither anonymous, wrong_password nor a role" % (where, key))
+        reasons[key] = value or None
+    return expect, reasons
+
+
+def _functional_role(raw, where, context, expect, role_keys):
+    """The role whose answer the endpoint's own criterion judges: the one named, else the first expected a 2xx."""
+    functional_role = raw.get("functional_role")
+    if functional_role:
+        if functional_role not in context.roles:
+            raise InputError("%s.functional_role %r is not a role of roles" % (where, functional_role))
+        if functional_role not in role_keys:
+            raise InputError("%s.functional_role %r needs an expected status in expect" % (where, functional_role))
+        return functional_role
+    for key in role_keys:
+        if any(200 <= code < 300 for code in expect[key]):
+            return key
+    return None
+
+
+def _plan_identities(context, endpoint, expect, reasons, role_keys, spec_for):
+    """A Probe per identity of ``endpoint``: without credentials, with a wrong password, then each role."""
+    params = context.params
+    write = endpoint["write"]
+    blocked_write = write and context.read_only
+    for identity in SPECIAL:
+        if expect.get(identity) == "skip":
+            continue
+        expected = expect.get(identity) or ([409] if blocked_write else [401])
+        headers = dict(context.extra) if (identity == WRONG_PASSWORD or params["anonymous_extra_headers"]) else {}
+        if identity == WRONG_PASSWORD:
+            headers["Authorization"] = context.basic_auth(context.wrong_role, context.wrong_password)
+        endpoint["probes"][identity] = Probe(endpoint, identity, expected, reasons.get(identity), CRITERIA[identity],
+                                             spec_for(headers))
+    for role in role_keys:
+        headers = dict(context.extra)
+        headers["Authorization"] = context.basic_auth(role)
+        send, skip_reason = True, None
+        if write:
+            # Not allowed is the reason in every mode; check mode only matters for writes that would be sent.
+            if not params["allow_writes"]:
+                send, skip_reason = False, "writes not allowed (allow_writes is false)"
+            elif context.check_mode:
+                send, skip_reason = False, "credentialed write planned, not sent in check mode"
+        # Read-only mode answers 409 before authentication, whatever the role could do otherwise.
+        expected = [409] if blocked_write else expect[role]
+        endpoint["probes"][role] = Probe(endpoint, role, expected, reasons.get(role), "auth.roles", spec_for(headers),
+                                         send, skip_reason)
+
+
+def _plan_jobs(context):
+    """The jobs_status request, as a role of roles."""
+    params = context.params
+    options = params["jobs_status"]
+    role = options.get("role") or context.role_names[0]
+    if role not in context.roles:
+        raise InputError("jobs_status.role %r is not a role of roles" % role)
+    if not CRITERION_PATTERN.match(options["criterion"]):
+        raise InputError("jobs_status.criterion %r is not a criterion id" % options["criterion"])
+    if not options["max_age_seconds"] > 0:
+        raise InputError("jobs_status.max_age_seconds must be greater than 0")
+    if options["max_consecutive_failures"] < 0:
+        raise InputError("jobs_status.max_consecutive_failures must be 0 or more")
+    url = join_url(params["base_url"], options["path"])
+    problem = url_error(url)
+    if problem:
+        raise InputError("jobs_status.path: %s" % problem)
+    headers = dict(context.extra)
+    headers["Authorization"] = context.basic_auth(role)
+    endpoint = {"name": "jobs_status", "url": url, "method": "GET", "wrong_user": None, "blocking": options["blocking"]}
+    spec = rp.request_spec(url, "GET", headers, None, params, "none", idempotent=None)
+    jobs = Probe(endpoint, role, [200], None, options["criterion"], spec)
+    jobs.options = options
+    return jobs
+
+
 # --------------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------------
-
-def _result(path, op, expected, actual, ok, note=None):
-    item = {"path": path, "op": op, "expected": expected, "actual": actual, "ok": bool(ok)}
-    if note:
-        item["note"] = note
-    return item
-
-
-def _excerpt(response, secrets):
-    if not response.body:
-        return ""
-    document = response.json()
-    if response.json_error is None:
-        text = json.dumps(secrets.value(document), sort_keys=True, default=str)
-    else:
-        text = secrets.text(response.text)
-    return text[:BODY_EXCERPT_CHARS] + ("..." if len(text) > BODY_EXCERPT_CHARS else "")
-
-
-def _describe(results):
-    failed = [r for r in results if not r["ok"]]
-    lines = [asserts.describe_failure(r) for r in failed[:4]]
-    if len(failed) > 4:
-        lines.append("and %d more" % (len(failed) - 4))
-    return "; ".join(lines)
-
 
 def _base_evidence(probe):
     return {"url": safe_url(probe.endpoint["url"]), "method": probe.endpoint["method"], "identity": probe.identity}
@@ -390,20 +377,19 @@ def auth_record(probe, secrets, read_only_refused=False):
             "failure is %s:read_only)" % (_head(probe), endpoint["name"])),
             evidence=evidence, blocking=endpoint["blocking"], duration_ms=probe.duration_ms, name=probe.name)
     reason = response.header(REASON_HEADER)
-    results = [_result("status_code", "in", probe.expected, response.status, response.status in probe.expected)]
+    results = [rp.status_result(probe.expected, response)]
     if probe.reason and 401 in probe.expected:
-        results.append(_result("header:%s" % REASON_HEADER, "==", probe.reason, reason, reason == probe.reason))
+        results.append(rp.result("header:%s" % REASON_HEADER, "==", probe.reason, reason, reason == probe.reason))
     if response.status in PROBLEM_STATUSES and response.status in probe.expected:
-        results.append(_result("header:Content-Type", "==", PROBLEM_JSON, response.content_type or None,
-                               response.content_type == PROBLEM_JSON))
+        results.append(rp.content_type_result(PROBLEM_JSON, response))
     evidence = _base_evidence(probe)
     evidence.update({"status_code": response.status, "expected_status": probe.expected, "reason": reason,
                      "attempts": len(probe.outcome.attempts), "latency_ms": round(response.elapsed_ms, 1)})
     failed = [r for r in results if not r["ok"]]
     evidence["failed"] = failed
     if failed:
-        evidence["body_excerpt"] = _excerpt(response, secrets)
-        summary = "%s: %s" % (_head(probe), _describe(results))
+        evidence["body_excerpt"] = rp.body_excerpt(response, secrets, BODY_EXCERPT_CHARS)
+        summary = "%s: %s" % (_head(probe), rp.describe(results))
         if response.status not in probe.expected and 200 <= response.status < 300:
             if probe.identity == ANONYMOUS:
                 summary += " - the endpoint answered WITHOUT credentials"
@@ -444,21 +430,14 @@ def functional_record(endpoint, secrets, read_only, refused=()):
         return no_answer_record(probe, criterion, name, endpoint["blocking"], secrets)
     response = probe.outcome.response
     expected_ok = [code for code in probe.expected if 200 <= code < 300] or probe.expected
-    results = [_result("status_code", "in", expected_ok, response.status, response.status in expected_ok)]
+    results = [rp.status_result(expected_ok, response)]
     if endpoint["content_type"]:
-        results.append(_result("header:Content-Type", "==", endpoint["content_type"], response.content_type or None,
-                               response.content_type == endpoint["content_type"]))
+        results.append(rp.content_type_result(endpoint["content_type"], response))
     if endpoint["body_pattern"] is not None:
-        text = response.text
-        results.append(_result("body", "regex", endpoint["body_pattern"].pattern, text[:80] if text else None,
-                               endpoint["body_pattern"].search(text) is not None))
+        results.append(rp.body_pattern_result(endpoint["body_pattern"], response))
     if endpoint["assertions"]:
-        document = response.json()
-        if response.json_error:
-            results.extend(asserts.not_json_results(endpoint["assertions"], response.json_error))
-        else:
-            results.extend(asserts.evaluate_all(endpoint["assertions"], document))
-    status = ERROR if any(r.get("error") for r in results) else FAIL if any(not r["ok"] for r in results) else PASS
+        results.extend(rp.assertion_results(endpoint["assertions"], response))
+    status = rp.status_of(results)
     failed = [r for r in results if not r["ok"]]
     evidence = _base_evidence(probe)
     evidence.update({"status_code": response.status, "content_type": response.content_type,
@@ -467,8 +446,8 @@ def functional_record(endpoint, secrets, read_only, refused=()):
     if status == PASS:
         summary = "%s: %d, %d checks passed" % (_head(probe, name), response.status, len(results))
     else:
-        evidence["body_excerpt"] = _excerpt(response, secrets)
-        summary = "%s: %d of %d checks failed: %s" % (_head(probe, name), len(failed), len(results), _describe(results))
+        evidence["body_excerpt"] = rp.body_excerpt(response, secrets, BODY_EXCERPT_CHARS)
+        summary = "%s: %d of %d checks failed: %s" % (_head(probe, name), len(failed), len(results), rp.describe(results))
     return make_record(criterion, status, secrets.text(summary), evidence=evidence, blocking=endpoint["blocking"],
                        duration_ms=probe.duration_ms, name=name)
 
@@ -485,8 +464,8 @@ def read_only_record(endpoint, criterion, secrets):
     response = probe.outcome.response
     document = response.json()
     results = [
-        _result("status_code", "==", 409, response.status, response.status == 409),
-        _result("header:Content-Type", "==", PROBLEM_JSON, response.content_type or None, response.content_type == PROBLEM_JSON),
+        rp.result("status_code", "==", 409, response.status, response.status == 409),
+        rp.content_type_result(PROBLEM_JSON, response),
     ]
     evidence = _base_evidence(probe)
     evidence.update({"status_code": response.status, "failed": [r for r in results if not r["ok"]]})
@@ -497,9 +476,9 @@ def read_only_record(endpoint, criterion, secrets):
             name, endpoint["method"], safe_url(endpoint["url"]), evidence.get("detail") or "problem+json")
         status = PASS
     else:
-        evidence["body_excerpt"] = _excerpt(response, secrets)
+        evidence["body_excerpt"] = rp.body_excerpt(response, secrets, BODY_EXCERPT_CHARS)
         summary = "%s: read-only mode is declared but %s %s %s: %s" % (
-            name, endpoint["method"], safe_url(endpoint["url"]), probe.describe_identity(), _describe(results))
+            name, endpoint["method"], safe_url(endpoint["url"]), probe.describe_identity(), rp.describe(results))
         status = FAIL
     return make_record(criterion, status, secrets.text(summary), evidence=evidence, blocking=endpoint["blocking"],
                        duration_ms=probe.duration_ms, name=name)
@@ -512,11 +491,11 @@ def undeclared_read_only_record(endpoint, refused, criterion, secrets):
     first = refused[0]
     response = first.outcome.response
     identities = [probe.describe_identity() for probe in refused]
-    results = [_result("status_code", "in", probe.expected, 409, False,
-                       "%s: 409 problem+json, admin writes refused" % probe.identity) for probe in refused]
+    results = [rp.result("status_code", "in", probe.expected, 409, False,
+                         "%s: 409 problem+json, admin writes refused" % probe.identity) for probe in refused]
     evidence = {"url": safe_url(endpoint["url"]), "method": endpoint["method"], "read_only_mode": False,
                 "status_code": 409, "identities": [probe.identity for probe in refused],
-                "detail": _detail(response), "failed": results, "body_excerpt": _excerpt(response, secrets)}
+                "detail": _detail(response), "failed": results, "body_excerpt": rp.body_excerpt(response, secrets, BODY_EXCERPT_CHARS)}
     summary = ("%s: %s %s answered 409 problem+json %s (%s): the service refuses admin writes (read-only mode is on)"
                " but read_only_mode is false - switch read-only mode off, or declare it" % (
                    name, endpoint["method"], safe_url(endpoint["url"]), ", ".join(identities),
@@ -546,11 +525,11 @@ def evaluate_jobs(jobs_list, options, now):
     max_failures = options["max_consecutive_failures"]
     ignore = set(options.get("ignore_jobs") or [])
     if not isinstance(jobs_list, list):
-        return [_result("@", "type", "array", asserts.type_name(jobs_list), False)], []
+        return [rp.result("@", "type", "array", asserts.type_name(jobs_list), False)], []
     names = set()
     for job in jobs_list:
         if not isinstance(job, dict):
-            results.append(_result("@[]", "type", "object", asserts.type_name(job), False))
+            results.append(rp.result("@[]", "type", "object", asserts.type_name(job), False))
             continue
         name = job.get("name")
         names.add(name)
@@ -565,21 +544,21 @@ def evaluate_jobs(jobs_list, options, now):
             info["last_error"] = str(job["last_error"])[:200]
         summary_jobs.append(info)
         if stamp is None:
-            results.append(_result(base + ".last_success_at", "exists", True, job.get("last_success_at"), False,
-                                   "the job has never succeeded" if job.get("last_success_at") is None
-                                   else "not an ISO 8601 time"))
+            results.append(rp.result(base + ".last_success_at", "exists", True, job.get("last_success_at"), False,
+                                     "the job has never succeeded" if job.get("last_success_at") is None
+                                     else "not an ISO 8601 time"))
         else:
-            results.append(_result(base + ".last_success_age_seconds", "<=", max_age, age, age <= max_age))
+            results.append(rp.result(base + ".last_success_age_seconds", "<=", max_age, age, age <= max_age))
         if asserts.type_name(failures) != "number":
-            results.append(_result(base + ".consecutive_failures", "type", "integer", asserts.type_name(failures), False))
+            results.append(rp.result(base + ".consecutive_failures", "type", "integer", asserts.type_name(failures), False))
         else:
-            results.append(_result(base + ".consecutive_failures", "<=", max_failures, failures, failures <= max_failures,
-                                   ("last error: %s" % str(job.get("last_error"))[:160]) if failures > max_failures and job.get("last_error") else None))
+            results.append(rp.result(base + ".consecutive_failures", "<=", max_failures, failures, failures <= max_failures,
+                                     ("last error: %s" % str(job.get("last_error"))[:160]) if failures > max_failures and job.get("last_error") else None))
     for required in options.get("required_jobs") or []:
         if required not in names:
-            results.append(_result("[?name=='%s']" % required, "exists", True, False, False, "the job has not reported"))
+            results.append(rp.result("[?name=='%s']" % required, "exists", True, False, False, "the job has not reported"))
     if not jobs_list and not options.get("allow_empty"):
-        results.append(_result("length(@)", ">", 0, 0, False, "no job has reported yet"))
+        results.append(rp.result("length(@)", ">", 0, 0, False, "no job has reported yet"))
     return results, summary_jobs
 
 
@@ -594,12 +573,12 @@ def jobs_record(probe, secrets, now):
     evidence = _base_evidence(probe)
     evidence.update({"status_code": response.status, "attempts": len(probe.outcome.attempts)})
     if response.status != 200:
-        evidence["body_excerpt"] = _excerpt(response, secrets)
+        evidence["body_excerpt"] = rp.body_excerpt(response, secrets, BODY_EXCERPT_CHARS)
         return make_record(criterion, FAIL, secrets.text("%s: %s: status %d, expected 200" % (name, _head(probe, name), response.status)),
                            evidence=evidence, blocking=blocking, duration_ms=probe.duration_ms, name=name)
     document = response.json()
     if response.json_error:
-        evidence["body_excerpt"] = _excerpt(response, secrets)
+        evidence["body_excerpt"] = rp.body_excerpt(response, secrets, BODY_EXCERPT_CHARS)
         return make_record(criterion, FAIL, "%s: %s" % (_head(probe, name), response.json_error), evidence=evidence,
                            blocking=blocking, duration_ms=probe.duration_ms, name=name)
     results, jobs = evaluate_jobs(document, options, now)
@@ -608,7 +587,7 @@ def jobs_record(probe, secrets, now):
                      "max_age_seconds": options["max_age_seconds"],
                      "max_consecutive_failures": options["max_consecutive_failures"]})
     if failed:
-        summary = "%s: %d of %d checks failed: %s" % (_head(probe, name), len(failed), len(results), _describe(results))
+        summary = "%s: %d of %d checks failed: %s" % (_head(probe, name), len(failed), len(results), rp.describe(results))
         status = FAIL
     else:
         summary = "%s: %d jobs, each succeeded within %ss and has at most %d consecutive failures" % (
@@ -642,7 +621,7 @@ def matrix_argument_spec():
             body_regex=dict(type="str"),
             write=dict(type="bool"),
             blocking=dict(type="bool", default=True),
-        )),
+        ), mutually_exclusive=[["body", "json_body"]]),
         read_only_mode=dict(type="bool", default=False),
         read_only_criterion=dict(type="str", default="switches.read_only"),
         allow_writes=dict(type="bool", default=False),

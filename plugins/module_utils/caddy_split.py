@@ -37,13 +37,10 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     make_record,
     summarize,
 )
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    Deadline,
-    RequestSpec,
-    RetryPolicy,
-    safe_url,
-    url_error,
-)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import RequestSpec
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import url_error
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import safe_url
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, RetryPolicy
 
 CRITERION = "canary.step"
 RECORD_NAME = "canary.step.split"

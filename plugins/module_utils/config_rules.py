@@ -19,7 +19,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     CRITERION_PATTERN, ERROR, FAIL, PASS, Stopwatch, make_record)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.env_file import (
     KEY_NAME, MAX_BYTES, EnvFileError, parse_env, parse_list, to_bool)
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import SENSITIVE_KEY
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import SENSITIVE_SETTING
 
 ENV_PRESENT = "config.env_present"
 CRITERIA_ORDER = ("config.prod_mode", "config.secrets", "config.basic_auth", "config.stripe", "config.email",
@@ -206,7 +206,7 @@ def _check_value(rule, value):
 
 
 def _sensitive(rule):
-    return any(SENSITIVE_KEY.search(key) for key in rule["keys"])
+    return any(SENSITIVE_SETTING.search(key) for key in rule["keys"])
 
 
 def evaluate_rule(rule, env):

@@ -46,12 +46,12 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     join_limited,
     make_record,
 )
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    Deadline,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import (
     HttpClient,
     run_concurrently,
-    url_error,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import collect_api_secrets, url_error
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_sources import (
     PrometheusAPI,
     Scraper,
@@ -393,6 +393,21 @@ def _plan_targets(params):
             raise AnalysisInputError("%s.url: %s" % (where, problem))
         targets.append(dict(raw, index=index))
     return targets
+
+
+def collect_secrets(params, secrets):
+    """Every secret of the options: tokens, the Basic-Auth password, credential headers, URL credentials."""
+    prometheus = params.get("prometheus")
+    if isinstance(prometheus, dict):
+        collect_api_secrets(prometheus, secrets)
+        secrets.add_headers(prometheus.get("headers"))
+    scrape = params.get("scrape")
+    if isinstance(scrape, dict):
+        for target in scrape.get("targets") or []:
+            if isinstance(target, dict):
+                secrets.add(target.get("bearer_token"))
+                secrets.add_headers(target.get("headers"))
+                secrets.add_url(target.get("url"))
 
 
 def plan_analysis(params):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the cleanwithsnapshot.release collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where the metrics analysis reads its numbers, over the collection's one HTTP layer (http_client).
+"""Where the metrics analysis reads its numbers, over the collection's one HTTP layer (http_transport).
 
 * ``PrometheusAPI`` - the Prometheus HTTP API: instant queries (``/api/v1/query``), range queries
   (``/api/v1/query_range``), the scrape targets (``/api/v1/targets``) and the loaded rules (``/api/v1/rules``).
@@ -22,12 +22,10 @@ import time
 import traceback
 import urllib.parse
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    RequestSpec,
-    RetryPolicy,
-    api_auth_headers,
-    safe_url,
-)
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import RequestSpec
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import api_auth_headers
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import safe_url
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import RetryPolicy
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.promql_math import parse_float
 
 try:

@@ -162,9 +162,9 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.alertman
     collect_secrets,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import exit_with_records
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     API_CONNECTION_CONSTRAINTS,
-    HttpClient,
     SecretAwareModule,
 )
 

@@ -367,23 +367,20 @@ elapsed_ms:
 
 import datetime
 
-# evaluate_jobs and parse_timestamp are imported for callers that used them from this module.
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_matrix import (  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.auth_matrix import (
     InputError,
     MatrixRun,
     collect_matrix_secrets,
-    evaluate_jobs,
     matrix_argument_spec,
-    parse_timestamp,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import Stopwatch, exit_with_records
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import RequestBudget
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
-    HttpClient,
-    SecretAwareModule,
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     collect_common_secrets,
     http_common_argument_spec,
     http_params_error,
+    SecretAwareModule,
 )
 
 

@@ -607,11 +607,10 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import metrics_analysis as ma
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import Stopwatch, exit_with_records
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import (
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
+    api_connection_argument_spec,
     API_CONNECTION_CONSTRAINTS,
     SecretAwareModule,
-    api_connection_argument_spec,
-    collect_api_secrets,
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_sources import (
     HAS_PROMETHEUS_CLIENT,
@@ -704,24 +703,9 @@ def argument_spec():
     )
 
 
-def collect_secrets(params, secrets):
-    """Every secret of the options: tokens, the Basic-Auth password, credential headers, URL credentials."""
-    prometheus = params.get("prometheus")
-    if isinstance(prometheus, dict):
-        collect_api_secrets(prometheus, secrets)
-        secrets.add_headers(prometheus.get("headers"))
-    scrape = params.get("scrape")
-    if isinstance(scrape, dict):
-        for target in scrape.get("targets") or []:
-            if isinstance(target, dict):
-                secrets.add(target.get("bearer_token"))
-                secrets.add_headers(target.get("headers"))
-                secrets.add_url(target.get("url"))
-
-
 def main():
     module = SecretAwareModule(
-        argument_spec=argument_spec(), supports_check_mode=True, secret_collector=collect_secrets,
+        argument_spec=argument_spec(), supports_check_mode=True, secret_collector=ma.collect_secrets,
         required_if=[("source", "prometheus", ["prometheus"]), ("source", "scrape", ["scrape"])],
         required_by={"require_targets": "prometheus", "require_rules": "prometheus"},
     )

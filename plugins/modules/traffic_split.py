@@ -236,7 +236,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.caddy_sp
     SplitRun,
     argument_spec,
 )
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import HttpClient
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient
 
 
 def main():

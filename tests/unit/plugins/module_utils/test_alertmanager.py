@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import alertmanager as am
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import Outcome, Response, TransportError
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import TransportError
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import Outcome, Response
 
 NOW = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.timezone.utc)
 

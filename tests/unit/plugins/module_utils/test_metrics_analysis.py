@@ -8,7 +8,7 @@ import math
 import pytest
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import metrics_analysis as ma
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_client import Deadline
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_sources import Snapshot, SourceError
 
 from scripted_http import FakeClock

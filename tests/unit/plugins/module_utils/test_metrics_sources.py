@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import http_client as hc
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import Secrets, basic_auth_header
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import metrics_sources as ms
 
 from scripted_http import answer
@@ -16,18 +18,18 @@ PASSWORD = "pw-Ms-77HbQe"
 
 
 def secrets_with(*values):
-    secrets = hc.Secrets()
+    secrets = Secrets()
     for value in values:
         secrets.add(value)
     return secrets
 
 
 def api_for(url, **options):
-    return ms.PrometheusAPI(dict({"url": url}, **options), hc.HttpClient(), secrets_with(TOKEN, PASSWORD))
+    return ms.PrometheusAPI(dict({"url": url}, **options), HttpClient(), secrets_with(TOKEN, PASSWORD))
 
 
 def deadline():
-    return hc.Deadline(10)
+    return Deadline(10)
 
 
 def test_instant_range_scalar_and_matrix_answers(server):
@@ -71,7 +73,7 @@ def test_prometheus_errors_carry_its_own_text_and_no_secret(server):
     with pytest.raises(ms.SourceError) as info:
         api.instant("up", deadline())
     assert info.value.kind == "protocol" and "not a Prometheus API answer" in info.value.message
-    assert server.hits()[0]["headers"]["Authorization"] == hc.basic_auth_header("reader", PASSWORD)
+    assert server.hits()[0]["headers"]["Authorization"] == basic_auth_header("reader", PASSWORD)
 
 
 def test_no_answer_is_a_transport_error_with_credentials_masked(closed_port):
@@ -121,7 +123,7 @@ http_request_latency_seconds_sum{method="GET",route="/healthz",service="api-cana
 def test_scrape_parses_the_exposition_and_explains_a_401(server):
     server.script("/metrics", answer(200, EXPOSITION, content_type="text/plain; version=0.0.4"),
                   answer(401, {"detail": "Unauthorized"}), answer(200, "this is { not an exposition"))
-    scraper = ms.Scraper({"timeout": 5}, hc.HttpClient(), secrets_with(TOKEN))
+    scraper = ms.Scraper({"timeout": 5}, HttpClient(), secrets_with(TOKEN))
     target = {"variant": "canary", "url": server.base_url + "/metrics", "bearer_token": TOKEN,
               "headers": {"X-Forwarded-For": "198.18.0.7"}}
     snap = scraper.scrape(target, deadline())

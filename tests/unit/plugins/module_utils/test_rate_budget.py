@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import http_client as hc
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient, RequestSpec
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, RetryPolicy
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import rate_budget as rb
 
 from scripted_http import FakeClock, ScriptedServer, answer
@@ -58,7 +59,7 @@ def test_a_slot_after_the_deadline_is_refused_and_nothing_is_taken():
     b = budget(clock, requests=2)
     take(b, 2)
     with pytest.raises(rb.BudgetExhausted) as raised:
-        b.acquire(hc.Deadline(30, clock))
+        b.acquire(Deadline(30, clock))
     assert "next request could go in 60.0 s" in str(raised.value)
     assert b.counted == 2 and clock.sleeps == []
 
@@ -147,10 +148,10 @@ def test_the_http_layer_spends_the_budget_and_never_draws_a_429():
         server.script("/v1/admin/profile", limiter.answer(answer(200, {"role": "viewer"})))
         server.script("/healthz", limiter.answer(answer(200, {"status": "ok"})))
         b = rb.RequestBudget(rb.origin_of(server.base_url), requests=30, margin=1, clock=clock, sleep=clock.sleep)
-        client = hc.HttpClient(clock=clock, sleep=clock.sleep, rand=lambda: 0.0)
-        statuses = [client.request(hc.RequestSpec(server.base_url + "/v1/admin/profile"), hc.RetryPolicy(retries=0),
+        client = HttpClient(clock=clock, sleep=clock.sleep, rand=lambda: 0.0)
+        statuses = [client.request(RequestSpec(server.base_url + "/v1/admin/profile"), RetryPolicy(retries=0),
                                    budget=b).response.status for _index in range(60)]
-        client.request(hc.RequestSpec(server.base_url + "/healthz"), budget=b)
+        client.request(RequestSpec(server.base_url + "/healthz"), budget=b)
     assert statuses == [200] * 60 and limiter.refused == 0
     assert b.counted == 60 and b.exempt == 1
     # Past the first 29 the 30th waits a window, and so does the 59th: the longest wait is one window.
@@ -166,9 +167,9 @@ def test_a_429_from_a_foreign_client_is_waited_out_not_counted_as_an_attempt():
         for _index in range(3):  # another client behind the same key fills the window
             limiter.decide("/v1/estimate")
         b = rb.RequestBudget(rb.origin_of(server.base_url), requests=3, margin=0, clock=clock, sleep=clock.sleep)
-        client = hc.HttpClient(clock=clock, sleep=clock.sleep, rand=lambda: 0.0)
-        outcome = client.request(hc.RequestSpec(server.base_url + "/v1/estimate"), hc.RetryPolicy(retries=0),
-                                 hc.Deadline(200, clock), budget=b)
+        client = HttpClient(clock=clock, sleep=clock.sleep, rand=lambda: 0.0)
+        outcome = client.request(RequestSpec(server.base_url + "/v1/estimate"), RetryPolicy(retries=0),
+                                 Deadline(200, clock), budget=b)
     assert outcome.response.status == 200
     assert [a.status for a in outcome.attempts] == [429, 200]
     assert clock.sleeps == [pytest.approx(60.0 + rb.SLOT_GUARD)]
@@ -182,7 +183,7 @@ def test_a_429_that_cannot_be_waited_out_before_the_deadline_gives_up_saying_why
         server.script("/v1/estimate", limiter.answer(answer(200, {})))
         limiter.decide("/v1/estimate")
         b = rb.RequestBudget(rb.origin_of(server.base_url), requests=1, margin=0, clock=clock, sleep=clock.sleep)
-        outcome = hc.HttpClient(clock=clock, sleep=clock.sleep).request(
-            hc.RequestSpec(server.base_url + "/v1/estimate"), hc.RetryPolicy(retries=3), hc.Deadline(30, clock), budget=b)
+        outcome = HttpClient(clock=clock, sleep=clock.sleep).request(
+            RequestSpec(server.base_url + "/v1/estimate"), RetryPolicy(retries=3), Deadline(30, clock), budget=b)
     assert outcome.response.status == 429
     assert "another client shares the service's rate-limit key" in outcome.gave_up

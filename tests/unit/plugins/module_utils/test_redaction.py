@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import MASK, redact, redact_text
+import base64
+
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import (
+    MASK,
+    Secrets,
+    redact,
+    redact_text,
+    safe_headers,
+    safe_url,
+)
 
 CANARY = "canary-Zq81-secret"
 
@@ -43,3 +52,60 @@ def test_redact_text_none():
 def test_prefixed_password_keywords_are_masked():
     for key in ("login_password", "db_password", "PASSWORD"):
         assert CANARY not in redact_text("%s=%s other=1" % (key, CANARY))
+
+
+def test_secrets_mask_basic_auth_in_every_form():
+    secrets = Secrets()
+    secrets.add_basic("ops-admin", CANARY)
+    header = "Basic " + base64.b64encode(("ops-admin:%s" % CANARY).encode()).decode()
+    text = "sent %s with %s and %s" % (header, CANARY, header.split()[1])
+    masked = secrets.text(text)
+    assert CANARY not in masked and header.split()[1] not in masked
+    assert masked.count(MASK) >= 2
+
+
+def test_secrets_from_headers_urls_and_query():
+    secrets = Secrets()
+    secrets.add_headers({"Authorization": "Bearer %s" % CANARY, "X-Auth-MFA": "true", "Cookie": "s=%s" % CANARY})
+    secrets.add_url("https://user:%s@api.example.com/x?token=%s2&limit=1" % (CANARY, CANARY))
+    assert "true" not in secrets.values
+    record = {"evidence": {"url": "https://user:%s@api.example.com/x?token=%s2&limit=1" % (CANARY, CANARY),
+                           "note": "got %s" % CANARY, "headers": {"Authorization": "Bearer x"}}}
+    masked = secrets.value(record)
+    assert CANARY not in repr(masked)
+    assert masked["evidence"]["url"] == "https://user:%s@api.example.com/x?token=%s&limit=1" % (MASK, MASK)
+    assert masked["evidence"]["headers"]["Authorization"] == MASK
+
+
+def test_safe_url_and_safe_headers():
+    assert safe_url("http://u:p4ss@h:8000/a?api_key=zz&b=1") == "http://u:%s@h:8000/a?api_key=%s&b=1" % (MASK, MASK)
+    assert safe_url("http://h/a?limit=1") == "http://h/a?limit=1"
+    assert safe_headers({"Authorization": "Basic x", "X-Auth-MFA": "true"}) == {"Authorization": MASK, "X-Auth-MFA": "true"}
+
+
+class _GuardedSet(set):
+    """A set that refuses to be changed or read while its owner's lock is free."""
+
+    def __init__(self, lock):
+        super().__init__()
+        self._guard = lock
+
+    def add(self, value):
+        assert self._guard.locked(), "Secrets.values changed without the lock"
+        super().add(value)
+
+    def __iter__(self):
+        assert self._guard.locked(), "Secrets.values read without the lock"
+        return super().__iter__()
+
+
+def test_secrets_are_changed_and_read_only_under_their_lock():
+    """Every change and every read of the collected values holds the lock (a reader iterating the set while a thread
+    adds would raise "Set changed size during iteration"); checked on each access, so it fails without the lock."""
+    secrets = Secrets()
+    secrets.values = _GuardedSet(secrets._lock)
+    secrets.add("a b")
+    secrets.add_basic("ops", "pw")
+    assert secrets.text("x a b y") == "x %s y" % MASK
+    assert secrets.value({"n": "pw"}) == {"n": MASK}
+    assert set(secrets.snapshot()) >= {"a b", "a%20b", "pw"}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.cleanwithsnapshot.release.plugins.modules import basic_auth_endpoint as bae
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import auth_matrix
 
 from scripted_http import answer
 from modrun import records_by_name
@@ -54,6 +54,8 @@ def fake_admin_api(handler):
      "endpoints[0] (name 'e').expect: 'owner' is neither anonymous, wrong_password nor a role"),
     ({"endpoints": [{"name": "e", "path": "/x", "expect": {"admin": "ok"}}]}, "endpoints[0] (name 'e').expect.admin must be an HTTP status"),
     ({"endpoints": [{"name": "e", "path": "/x", "expect": {"admin": 99}}]}, "is not an HTTP status"),
+    ({"endpoints": [{"name": "e", "path": "/x", "body": "x", "json_body": {"a": 1}}]},
+     "parameters are mutually exclusive: body|json_body found in endpoints"),
     ({"endpoints": [{"name": "e", "path": "/x", "criterion": "Admin", "expect": {"admin": 200}}]}, ".criterion 'Admin' is not a criterion id"),
     ({"endpoints": [{"name": "e", "path": "/x", "criterion": "admin.x", "expect": {"viewer": 403}}]},
      "criterion admin.x needs a role expected to get a 2xx"),
@@ -229,7 +231,7 @@ def job(name, age=60, failures=0, error=None, success=True):
 
 
 def failed_paths(jobs, **options):
-    results, _jobs = bae.evaluate_jobs(jobs, dict(OPTIONS, **options), NOW)
+    results, _jobs = auth_matrix.evaluate_jobs(jobs, dict(OPTIONS, **options), NOW)
     return [r["path"] for r in results if not r["ok"]]
 
 
@@ -245,7 +247,7 @@ def test_job_stale_or_never_succeeded_fails():
 def test_job_failing_every_cycle_fails():
     paths = failed_paths([job("email-dlq", failures=2, error="provider unreachable")])
     assert paths == ["[?name=='email-dlq'].consecutive_failures"]
-    results, _jobs = bae.evaluate_jobs([job("email-dlq", failures=2, error="provider unreachable")], OPTIONS, NOW)
+    results, _jobs = auth_matrix.evaluate_jobs([job("email-dlq", failures=2, error="provider unreachable")], OPTIONS, NOW)
     assert "provider unreachable" in [r for r in results if not r["ok"]][0]["note"]
 
 
@@ -264,6 +266,6 @@ def test_jobs_wrong_shape_fails():
 
 
 def test_timestamps_with_z_and_naive():
-    assert bae.parse_timestamp("2026-03-01T11:59:00Z") == NOW - datetime.timedelta(seconds=60)
-    assert bae.parse_timestamp("2026-03-01T11:59:00") == NOW - datetime.timedelta(seconds=60)
-    assert bae.parse_timestamp("yesterday") is None
+    assert auth_matrix.parse_timestamp("2026-03-01T11:59:00Z") == NOW - datetime.timedelta(seconds=60)
+    assert auth_matrix.parse_timestamp("2026-03-01T11:59:00") == NOW - datetime.timedelta(seconds=60)
+    assert auth_matrix.parse_timestamp("yesterday") is None

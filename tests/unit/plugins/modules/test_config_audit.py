@@ -340,6 +340,19 @@ def test_only_custom_rules_and_per_environment_blocking(tmp_path, module_runner)
     assert [r["criterion"] for r in result["records"]] == ["config.env_present", "config.prod_mode"]
 
 
+@pytest.mark.parametrize("key", ["R2_ACCESS_KEY", "ADMIN_PROXY_AUTH_SECRET", "METRICS_TOKEN"])
+def test_an_equals_rule_on_a_secret_setting_never_shows_its_expected_value(tmp_path, module_runner, key):
+    """Names with "key" or "auth" in them are secrets too (redaction.SENSITIVE_SETTING)."""
+    path = write_env(tmp_path)
+    expected = MARK + "expected-value"
+    result = module_runner("config_audit", {"path": str(path), "default_rules": False,
+                                            "rules": [{"key": key, "criterion": "config.storage", "equals": expected}]})
+    record = records(result)["config.storage"]
+    assert record["status"] == "fail"
+    assert "%s is not the expected value" % key in record["summary"]
+    assert expected not in repr(result["records"]) and expected not in result.get("msg", "")
+
+
 def test_without_base_rules_only_the_policy_rules_apply(tmp_path):
     """Called outside the role with no rule data: APP_ENV, the Basic Auth pairs and the admin flags."""
     path = write_env(tmp_path, {"AUTH_SECRET_KEY": "short", "APP_ENV": "dev"})
