@@ -98,7 +98,7 @@ case "$stage" in
     release_log=$(mktemp "${TMPDIR:-/tmp}/cws-release-scenario.XXXXXX")
     ( release_scenario ) >"$release_log" 2>&1 &
     release_pid=$!
-    run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider
+    run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider --durations=30
     sanity
     integration_targets
     sanity_matrix
