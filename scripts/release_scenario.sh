@@ -43,7 +43,6 @@ if ! { [ -f .cache/docker/dockerd.pid ] && kill -0 "$(cat .cache/docker/dockerd.
   started_engine=1
 fi
 eval "$(bash scripts/docker_env.sh)"
-export CWS_CONTAINER_CLI=docker
 if [ "$started_engine" = 1 ] && [ -z "${CWS_KEEP_DOCKER:-}" ]; then
   trap 'bash scripts/docker_env.sh stop || true' EXIT
 fi

@@ -9,6 +9,14 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.build/collections"
 stage=${1:-all}
 failed=()
 
+timed() {  # runs one stage and says how long it took, so CI time can be traced to a stage
+  local name=$1 start=$SECONDS rc=0
+  [ "$1" = run_pytest ] && name=$2
+  "$@" || rc=$?
+  echo "run_tests: stage '$name' took $((SECONDS - start)) s"
+  return "$rc"
+}
+
 monitoring_packages() {
   # Prometheus, Alertmanager and Caddy for the SLO, alert and canary tests: installed as root, else named.
   bash scripts/system_packages.sh ensure monitoring || failed+=("monitoring-packages")
@@ -96,15 +104,15 @@ case "$stage" in
     # (when the containers cannot be installed, the scenario itself says so and fails)
     bash scripts/system_packages.sh check containers >/dev/null 2>&1 || bash scripts/system_packages.sh ensure containers || true
     release_log=$(mktemp "${TMPDIR:-/tmp}/cws-release-scenario.XXXXXX")
-    ( release_scenario ) >"$release_log" 2>&1 &
+    ( timed release_scenario ) >"$release_log" 2>&1 &
     release_pid=$!
-    run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider --durations=30
-    sanity
-    integration_targets
-    sanity_matrix
-    lint
-    packaging
-    molecule
+    timed run_pytest "unit+integration" tests/unit tests/integration tests/reference_service -p no:cacheprovider --durations=30
+    timed sanity
+    timed integration_targets
+    timed sanity_matrix
+    timed lint
+    timed packaging
+    timed molecule
     release_rc=0
     wait "$release_pid" || release_rc=$?
     cat "$release_log"

@@ -4,7 +4,7 @@
 # Alembic with its `alembic` command, SQLAlchemy) and PostgreSQL 15 for the db service, plus what an app
 # host needs to be a managed node of the collection (git, python3-requests for community.docker,
 # python3-jmespath for the probes; the managed-node Molecule scenario runs one from it), imported with
-# `podman import` or `docker import` (CWS_CONTAINER_CLI: podman, the default, or docker).
+# `docker import` into the engine DOCKER_HOST names (scripts/docker_env.sh starts the tests' own).
 #
 #   bash tests/compose_stack/build_images.sh            # ensure localhost/cws-runtime:bookworm exists
 #   bash tests/compose_stack/build_images.sh --force    # rebuild from scratch (ignores every cache)
@@ -40,27 +40,14 @@ trap 'say "failed at line $LINENO (exit $?)"' ERR
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
 
-ENGINE=${CWS_CONTAINER_CLI:-podman}
-case "$ENGINE" in
-  podman)
-    command -v podman >/dev/null || die "podman is missing: run scripts/podman_env.sh first"
-    if [ -z "${CONTAINERS_CONF:-}" ] && [ -f "$root/.cache/podman/containers.conf" ]; then
-      export CONTAINERS_CONF="$root/.cache/podman/containers.conf"
-    fi
-    label_format='{{index .Labels "cws.key"}}'
-    ;;
-  docker)
-    command -v docker >/dev/null || die "docker is missing: run scripts/docker_env.sh first"
-    label_format='{{index .Config.Labels "cws.key"}}'
-    ;;
-  *) die "CWS_CONTAINER_CLI must be podman or docker, not '$ENGINE'" ;;
-esac
+command -v docker >/dev/null || die "docker is missing: run scripts/docker_env.sh first"
+label_format='{{index .Config.Labels "cws.key"}}'
 
 [ -n "$MIRROR" ] || die "no Debian mirror in this machine's apt sources: set CWS_DEBIAN_MIRROR"
 key=$(printf '%s\n' "$FORMAT_VERSION" "$SUITE" "$MIRROR" "$PACKAGES" | sha256sum | cut -c1-16)
 t0=$(now)
 
-if [ "$force" = 0 ] && [ "$("$ENGINE" image inspect --format "$label_format" "$IMAGE" 2>/dev/null)" = "$key" ]; then
+if [ "$force" = 0 ] && [ "$(docker image inspect --format "$label_format" "$IMAGE" 2>/dev/null)" = "$key" ]; then
   say "$IMAGE is current (key $key): warm, $(since "$t0") s"
   exit 0
 fi
@@ -91,7 +78,7 @@ if [ "$force" = 1 ] || [ ! -s "$tarball" ]; then
 fi
 
 t3=$(now)
-"$ENGINE" import \
+docker import \
   --change "LABEL cws.key=$key" \
   --change "LABEL org.opencontainers.image.description=\"cleanwithsnapshot release compose stack runtime\"" \
   --change "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
