@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: alertmanager_alerts
 short_description: Check that no Alertmanager alert is firing (criterion alerts.firing)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The GO/NO-GO checklist's "No alerts triggered" as a check result record for the release gate - reads
     C(GET /api/v2/alerts) of an Alertmanager (active, silenced, inhibited and unprocessed alerts) and returns one

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: basic_auth_endpoint
 short_description: Check the authorization matrix of Basic-Auth admin endpoints
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - For each admin endpoint, sends the request with no credentials, with a wrong password and as each
     listed role, and checks every answer against the expected status - 401 for no credentials and for a

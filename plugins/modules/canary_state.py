@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: canary_state
 short_description: Record a canary release's progress on its host, decide resume or refuse, and make its records
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Keeps the state of one canary release in a JSON file on the application host - the version running as
     canary, its traffic stages, each stage's outcome and how the release ended - and turns it into check result

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: deploy_lock
 short_description: Take, release or read the deploy lock of an application host
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - One deploy, release or rollback run at a time on an application host. The lock is a JSON file on the host
     naming its holder - the run id, the controller, the user, the play, the version and the start time.

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: readiness_probe
 short_description: Run many HTTP readiness, smoke, header and TLS probes concurrently in one call
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Runs a list of HTTP probes against a service, concurrently, in ONE module call, and returns one check
     result record per probe (plus separate records for the C(migrations.readyz) and C(jobs.heartbeat)

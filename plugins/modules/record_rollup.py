@@ -13,7 +13,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: record_rollup
 short_description: One check result record standing for many (a soak window, a round of checks)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Combines check result records into one record of the given criterion, the way the gate combines a
     criterion's records - the worst status of the blocking records decides (C(error) beats C(fail) beats C(pass)

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: slo_analysis
 short_description: Measure SLO metrics of a release repeatedly and judge them (error rate, latency, availability, canary vs stable)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Measures a list of metrics, all at the same time, each O(metrics[].count) times O(metrics[].interval) seconds apart,
     and returns one check result record per metric (criteria C(slo.error_rate), C(slo.latency_p95), C(slo.availability),

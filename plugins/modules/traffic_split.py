@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: traffic_split
 short_description: Set the canary's share of traffic in Caddy (repeated upstreams under round_robin)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Writes the Caddyfile snippet O(upstreams_file) - a comment saying it is managed, then one
     C(to host:port host:port ...) line - that the main Caddyfile imports inside its C(reverse_proxy) block
