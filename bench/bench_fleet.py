@@ -203,10 +203,10 @@ def main():
                 shift = round_number % len(variants)
                 for name, extra in variants[shift:] + variants[:shift]:
                     before = cpu_jiffies()
-                    seconds, report = verify(name, extra)
+                    seconds, run_report = verify(name, extra)
                     after = cpu_jiffies()
                     results[name].append(seconds)
-                    reports[name] = report
+                    reports[name] = run_report
                     if before and after and after[1] > before[1]:
                         busy.setdefault(name, []).append((after[0] - before[0]) / float(after[1] - before[1]))
             load.append(loadavg())
