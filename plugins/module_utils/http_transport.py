@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import NOT_SENT_ERRORS, TransportError, classify_error
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import BudgetExhausted
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import BudgetAbandoned, BudgetExhausted, origin_of
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import basic_auth_header
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.tls import make_context
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import RetryPolicy, Waiter
@@ -253,8 +253,9 @@ class HttpClient:
 
     ``fail_fast``: once every attempt of a request to an origin (scheme, host, port) was refused (or its name did
     not resolve) until the retries or the deadline ran out, later requests to that origin are not sent: they get
-    the same error at once, saying so. A service that is down is then reported in one retry cycle, not one per
-    request. Not for polling a service that is starting (readiness_probe's wait mode)."""
+    the same error at once, saying so, and so do the requests waiting for a slot of that origin's rate budget. A
+    service that is down is then reported in one retry cycle, not one per request nor after a rate-limit window
+    filled by an earlier run. Not for polling a service that is starting (readiness_probe's wait mode)."""
 
     def __init__(self, clock=time.monotonic, sleep=time.sleep, rand=random.random, user_agent=USER_AGENT, fail_fast=False,
                  max_in_flight=None):
@@ -397,7 +398,11 @@ class HttpClient:
         waiter = Waiter(deadline, self.sleep)
         retry_number = 0
         while True:
-            retry, throttled = self._attempt(spec, policy, deadline, budget, counted, outcome)
+            try:
+                retry, throttled = self._attempt(spec, policy, deadline, budget, counted, outcome)
+            except BudgetAbandoned:
+                # Another request found the service refusing connections while this one waited for its slot.
+                return self._known_unreachable(origin) or self._abandoned_outcome(outcome, started)
             if not retry:
                 break
             if throttled:
@@ -415,7 +420,14 @@ class HttpClient:
                 outcome.gave_up = "deadline: no time left for another attempt after %d" % len(outcome.attempts)
                 break
         outcome.total_ms = (self.clock() - started) * 1000.0
-        self._remember_unreachable(origin, outcome)
+        if self._remember_unreachable(origin, outcome) and budget is not None and origin_of(spec.url) == budget.origin:
+            budget.abandon("the service did not accept connections for an earlier request")
+        return outcome
+
+    def _abandoned_outcome(self, outcome, started):
+        outcome.error = TransportError("refused", "not sent: the service did not accept connections for an earlier request")
+        outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
+        outcome.total_ms = (self.clock() - started) * 1000.0
         return outcome
 
     def _known_unreachable(self, origin):
@@ -434,12 +446,14 @@ class HttpClient:
         return outcome
 
     def _remember_unreachable(self, origin, outcome):
-        """(fail_fast) Every attempt was refused (or the name did not resolve) until the client gave up."""
+        """(fail_fast) Every attempt was refused (or the name did not resolve) until the client gave up -> remembered?"""
         if (origin is not None and outcome.response is None and outcome.error is not None and outcome.gave_up
                 and outcome.error.kind in NOT_SENT_ERRORS
                 and all((a.error or "").split(":", 1)[0] in NOT_SENT_ERRORS + ("deadline",) for a in outcome.attempts)):
             with self._lock:
                 self._unreachable.setdefault(origin, outcome.error)
+            return True
+        return False
 
     def _attempt(self, spec, policy, deadline, budget, counted, outcome):
         """One attempt, added to ``outcome`` -> (retry?, throttled: a 429 to a request the budget counts)."""

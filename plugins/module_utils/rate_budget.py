@@ -84,6 +84,10 @@ class BudgetExhausted(Exception):
     """The next slot of the budget comes after the deadline."""
 
 
+class BudgetAbandoned(Exception):
+    """The service stopped accepting connections while a request waited for its slot (see RequestBudget.abandon)."""
+
+
 class RequestBudget:
     """The requests one module call may send to one service (``origin``) within its limit.
 
@@ -93,7 +97,7 @@ class RequestBudget:
 
     def __init__(self, origin, requests=DEFAULT_REQUESTS, window=DEFAULT_WINDOW, margin=DEFAULT_MARGIN,
                  exempt_paths=DEFAULT_EXEMPT_PATHS, exempt_methods=DEFAULT_EXEMPT_METHODS, history=(),
-                 clock=time.time, sleep=time.sleep):
+                 clock=time.time, sleep=None):
         self.origin = origin
         self.requests = int(requests)
         self.window = float(window)
@@ -102,8 +106,11 @@ class RequestBudget:
         self.exempt_paths = frozenset(_normal_path(path) for path in exempt_paths)
         self.exempt_methods = frozenset(method.upper() for method in exempt_methods)
         self._clock = clock
+        # None: waits end early on abandon(); a given sleep (a test's fake clock) is used as it is.
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self.abandoned = None
         now = clock()
         self._log = sorted(float(t) for t in history if math.isfinite(float(t)) and t > now - self.window)
         self.history_in_window = len(self._log)
@@ -143,8 +150,11 @@ class RequestBudget:
 
     def acquire(self, deadline=None):
         """Take a slot for one counted request; sleeps until it is free. -> (slot time, seconds waited).
-        Raises BudgetExhausted when the slot comes after the deadline (nothing is taken then)."""
+        Raises BudgetExhausted when the slot comes after the deadline, BudgetAbandoned when the service stopped
+        accepting connections (nothing is taken then)."""
         with self._lock:
+            if self.abandoned is not None:
+                raise BudgetAbandoned(self.abandoned)
             now = self._clock()
             self._prune(now)
             slot = max(now, self._blocked_until)
@@ -161,8 +171,22 @@ class RequestBudget:
                 self.waited = max(self.waited, wait)
                 self.waited_requests += 1
         if wait > 0:
-            self._sleep(wait)
+            if self._sleep is None:
+                self._wake.wait(wait)
+            else:
+                self._sleep(wait)
+        if self.abandoned is not None:
+            self.release(slot)
+            raise BudgetAbandoned(self.abandoned)
         return slot, wait
+
+    def abandon(self, reason):
+        """The service refused every attempt of a request: waiting for a slot can only end the same way, so every
+        request waiting in acquire() (and every later one) gives its slot back and raises BudgetAbandoned."""
+        with self._lock:
+            if self.abandoned is None:
+                self.abandoned = reason
+        self._wake.set()
 
     def settle(self, slot):
         """The request of ``slot`` was answered: log it at the answer's time (the service logged it by then)."""

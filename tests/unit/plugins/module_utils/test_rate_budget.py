@@ -187,3 +187,47 @@ def test_a_429_that_cannot_be_waited_out_before_the_deadline_gives_up_saying_why
             RequestSpec(server.base_url + "/v1/estimate"), RetryPolicy(retries=3), Deadline(30, clock), budget=b)
     assert outcome.response.status == 429
     assert "another client shares the service's rate-limit key" in outcome.gave_up
+
+
+def _closed_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_requests_waiting_for_a_slot_stop_waiting_once_the_service_refuses_connections():
+    # An earlier run filled the window (the ledger's history), then the service went down: the exempt liveness
+    # request is refused at once, and the counted requests waiting a window for their slots must not wait it out.
+    import time
+    base_url = "http://127.0.0.1:%d" % _closed_port()
+    b = rb.RequestBudget(rb.origin_of(base_url), requests=2, margin=0, history=[time.time(), time.time()])
+    client = HttpClient(fail_fast=True, rand=lambda: 0.0)
+    waiting = {}
+
+    def counted_request():
+        waiting["outcome"] = client.request(RequestSpec(base_url + "/v1/admin/profile"), RetryPolicy(retries=0),
+                                            Deadline(120), budget=b)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=counted_request)
+    thread.start()
+    time.sleep(0.2)  # the counted request is now waiting in acquire()
+    liveness = client.request(RequestSpec(base_url + "/healthz"), RetryPolicy(retries=1), Deadline(120), budget=b)
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 10
+    assert liveness.error.kind == "refused" and b.abandoned
+    outcome = waiting["outcome"]
+    assert outcome.response is None and outcome.error.kind == "refused"
+    assert "not sent" in outcome.gave_up and outcome.attempts == []
+    # The slot went back; a later request to the same origin is not sent and does not wait either.
+    assert b.counted == 0
+    later = client.request(RequestSpec(base_url + "/v1/estimate", method="POST"), budget=b, deadline=Deadline(120))
+    assert later.response is None and "not sent" in later.gave_up
+
+
+def test_without_fail_fast_a_refused_request_does_not_abandon_the_budget():
+    base_url = "http://127.0.0.1:%d" % _closed_port()
+    b = rb.RequestBudget(rb.origin_of(base_url), requests=2, margin=0)
+    outcome = HttpClient(rand=lambda: 0.0).request(RequestSpec(base_url + "/healthz"), RetryPolicy(retries=0), budget=b)
+    assert outcome.error.kind == "refused" and b.abandoned is None
