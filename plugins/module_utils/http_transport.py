@@ -400,9 +400,11 @@ class HttpClient:
         while True:
             try:
                 retry, throttled = self._attempt(spec, policy, deadline, budget, counted, outcome)
-            except BudgetAbandoned:
+            except BudgetAbandoned as exc:
                 # Another request found the service refusing connections while this one waited for its slot.
-                return self._known_unreachable(origin) or self._abandoned_outcome(outcome, started)
+                outcome = _not_sent(exc.args[0])
+                outcome.total_ms = (self.clock() - started) * 1000.0
+                return outcome
             if not retry:
                 break
             if throttled:
@@ -421,13 +423,7 @@ class HttpClient:
                 break
         outcome.total_ms = (self.clock() - started) * 1000.0
         if self._remember_unreachable(origin, outcome) and budget is not None and origin_of(spec.url) == budget.origin:
-            budget.abandon("the service did not accept connections for an earlier request")
-        return outcome
-
-    def _abandoned_outcome(self, outcome, started):
-        outcome.error = TransportError("refused", "not sent: the service did not accept connections for an earlier request")
-        outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
-        outcome.total_ms = (self.clock() - started) * 1000.0
+            budget.abandon(outcome.error)
         return outcome
 
     def _known_unreachable(self, origin):
@@ -436,14 +432,7 @@ class HttpClient:
             return None
         with self._lock:
             known = self._unreachable.get(origin)
-        if known is None:
-            return None
-        outcome = Outcome()
-        outcome.error = TransportError(known.kind, "%s (not sent: every attempt of an earlier request to this"
-                                                   " service failed the same way)" % known.message)
-        outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
-        outcome.total_ms = 0.0
-        return outcome
+        return None if known is None else _not_sent(known)
 
     def _remember_unreachable(self, origin, outcome):
         """(fail_fast) Every attempt was refused (or the name did not resolve) until the client gave up -> remembered?"""
@@ -498,6 +487,16 @@ class HttpClient:
             with self._in_flight:
                 return self.send(spec, deadline)
         return self.send(spec, deadline)
+
+
+def _not_sent(error):
+    """The Outcome of a request not sent because an earlier one to its service failed with ``error`` every time."""
+    outcome = Outcome()
+    outcome.error = TransportError(error.kind, "%s (not sent: every attempt of an earlier request to this"
+                                               " service failed the same way)" % error.message)
+    outcome.gave_up = "not sent: the service did not accept connections for an earlier request"
+    outcome.total_ms = 0.0
+    return outcome
 
 
 def _origin(url):

@@ -182,7 +182,7 @@ class RequestBudget:
 
     def abandon(self, reason):
         """The service refused every attempt of a request: waiting for a slot can only end the same way, so every
-        request waiting in acquire() (and every later one) gives its slot back and raises BudgetAbandoned."""
+        request waiting in acquire() (and every later one) gives its slot back and raises BudgetAbandoned(reason)."""
         with self._lock:
             if self.abandoned is None:
                 self.abandoned = reason

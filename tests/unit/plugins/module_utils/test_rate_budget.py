@@ -3,7 +3,9 @@ arithmetic, and a real HTTP server on loopback that limits like the real service
 requests a minute per client, 429s not logged) for the HTTP layer's use of it."""
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 import pytest
 
@@ -190,7 +192,6 @@ def test_a_429_that_cannot_be_waited_out_before_the_deadline_gives_up_saying_why
 
 
 def _closed_port():
-    import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -199,7 +200,6 @@ def _closed_port():
 def test_requests_waiting_for_a_slot_stop_waiting_once_the_service_refuses_connections():
     # An earlier run filled the window (the ledger's history), then the service went down: the exempt liveness
     # request is refused at once, and the counted requests waiting a window for their slots must not wait it out.
-    import time
     base_url = "http://127.0.0.1:%d" % _closed_port()
     b = rb.RequestBudget(rb.origin_of(base_url), requests=2, margin=0, history=[time.time(), time.time()])
     client = HttpClient(fail_fast=True, rand=lambda: 0.0)
