@@ -55,17 +55,19 @@ class ScriptedServer:
                         item = item(self)
                     if item["delay"]:
                         time.sleep(item["delay"])
-                    self.send_response(item["status"])
-                    for name, value in item["headers"].items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Type", item["content_type"])
-                    self.send_header("Content-Length", str(len(item["body"])))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(item["body"])
                 finally:
+                    # Counted out before the answer is sent: once a client has its answer, its next
+                    # request cannot overlap this one in the count.
                     with owner._lock:
                         owner.in_flight -= 1
+                self.send_response(item["status"])
+                for name, value in item["headers"].items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", item["content_type"])
+                self.send_header("Content-Length", str(len(item["body"])))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(item["body"])
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 

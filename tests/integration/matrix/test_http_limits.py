@@ -45,16 +45,17 @@ class CountingHandler(BaseHTTPRequestHandler):
             if length:
                 self.rfile.read(length)
             time.sleep(0.15)
-            status = 200 if self.headers.get("Authorization") else 401
-            body = json.dumps({"status": "ok"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
         finally:
+            # Counted out before the answer is sent, so a client's next request never overlaps it.
             with server.lock:
                 server.in_flight -= 1
+        status = 200 if self.headers.get("Authorization") else 401
+        body = json.dumps({"status": "ok"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     do_GET = do_POST = _answer  # noqa: N815
 
