@@ -22,10 +22,21 @@ monitoring_packages() {
   bash scripts/system_packages.sh ensure monitoring || failed+=("monitoring-packages")
 }
 
+# pytest runs in CWS_PYTEST_WORKERS processes (pytest-xdist; 1 runs it in this one): most tests wait on a
+# rate-limit window, a soak or a playbook run, not on the CPU. Whole files go to one process, so a
+# file's module-scoped stacks are shared and its tests run in order as in a serial run; each process
+# has its own PostgreSQL cluster, reference stacks and ports.
+workers=${CWS_PYTEST_WORKERS:-3}
+case "$workers" in
+  ''|*[!0-9]*|0) echo "run_tests: CWS_PYTEST_WORKERS must be a whole number of processes, 1 or more; got '$workers'" >&2; exit 2 ;;
+esac
+parallel_args=()
+[ "$workers" -gt 1 ] && parallel_args=(-n "$workers" --dist loadfile)
+
 run_pytest() {
   local label=$1; shift
   echo "=== $label"
-  python -m pytest "$@"
+  python -m pytest "${parallel_args[@]}" "$@"
   local rc=$?
   if [ "$rc" -eq 5 ]; then
     echo "run_tests: pytest collected no tests for '$label': that is a failure" >&2

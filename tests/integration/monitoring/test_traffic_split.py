@@ -169,7 +169,9 @@ def test_a_weight_outside_0_to_100_fails_naming_weight(caddy, weight):
 @pytest.mark.parametrize("overrides, words", [
     ({"stable_upstreams": ["http://127.0.0.1:8000"]}, "stable_upstreams[0]: 'http://127.0.0.1:8000' is not host:port"),
     ({"canary_upstreams": []}, "canary_upstreams must list at least one upstream"),
-    ({"canary_upstreams": [STABLE]}, "canary_upstreams: %s is also a stable upstream" % STABLE),
+    # An id without the port: parallel test processes must collect the same names.
+    pytest.param({"canary_upstreams": [STABLE]}, "canary_upstreams: %s is also a stable upstream" % STABLE,
+                 id="canary-upstream-is-stable"),
     ({"max_units": 1}, "max_units: 1 entries cannot list"),
     ({"reload": "sighup"}, "value of reload must be one of"),
     ({"caddyfile": None}, "reload is admin_api but all of the following are missing: caddyfile"),
