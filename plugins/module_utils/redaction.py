@@ -18,6 +18,10 @@ MASK = "********"
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@")
 _KEYWORD_PASSWORD = re.compile(r"(?P<key>\w*password\s*=\s*)(?P<q>'?)(?P<value>(?:[^'\s]|\\')*)(?P=q)", re.IGNORECASE)
+# A credential quoted in free text (an error, a command's output): "Authorization: Basic ...", "Bearer ...".
+# Eight token characters at least, so prose such as "the bearer token is missing" stays readable.
+_CREDENTIAL_IN_TEXT = re.compile(r"(?P<key>\b(?:(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:\w+\s+)?|bearer\s+))"
+                                 r"(?P<value>[A-Za-z0-9._~+/-]{8,}=*)", re.IGNORECASE)
 SENSITIVE_KEY = re.compile(r"(pass(word|wd)?|secret|token|authorization|cookie|api[_-]?key|dsn|credential)", re.IGNORECASE)
 # A setting of an env file is a secret on a wider test: any name with "key" or "auth" in it as well (R2_ACCESS_KEY,
 # BASIC_AUTH_HASH), so a rule on such a setting never shows the value it expects.
@@ -25,12 +29,14 @@ SENSITIVE_SETTING = re.compile(r"(%s|key|auth)" % SENSITIVE_KEY.pattern, re.IGNO
 
 
 def redact_text(text, secrets=()):
-    """Mask URL credentials, ``password=...`` keywords and every given secret value in ``text``."""
+    """Mask URL credentials, ``password=...`` keywords, quoted Authorization/Bearer credentials and every
+    given secret value in ``text``."""
     if text is None:
         return text
     text = str(text)
     text = _URL_CREDENTIALS.sub(lambda m: "%s%s:%s@" % (m.group("scheme"), m.group("user"), MASK), text)
     text = _KEYWORD_PASSWORD.sub(lambda m: "%s%s%s%s" % (m.group("key"), m.group("q"), MASK, m.group("q")), text)
+    text = _CREDENTIAL_IN_TEXT.sub(lambda m: m.group("key") + MASK, text)
     # Longest first, so a secret that contains another is masked whole.
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(str(secret), MASK)

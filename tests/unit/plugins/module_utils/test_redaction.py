@@ -25,6 +25,20 @@ def test_keyword_password_is_masked():
     assert CANARY not in redact_text("host=db password='%s' dbname=x" % CANARY)
 
 
+def test_credentials_quoted_in_free_text_are_masked():
+    token = base64.b64encode(("ops:%s" % CANARY).encode()).decode()
+    for text in ("curl: -H 'Authorization: Basic %s' failed" % token,
+                 "request headers {'authorization': 'Bearer %s'}" % CANARY,
+                 "Proxy-Authorization=Digest %s" % CANARY,
+                 "sent bearer %s to /metrics" % CANARY):
+        masked = redact_text(text)
+        assert CANARY not in masked and token not in masked and MASK in masked, masked
+    # Prose about credentials is left readable.
+    for text in ("/metrics answered 401: the bearer token is missing or wrong",
+                 "the Authorization header is required", 'WWW-Authenticate: Basic realm="ops"'):
+        assert redact_text(text) == text
+
+
 def test_given_secrets_are_masked_longest_first():
     text = "token abc and abcdef"
     assert redact_text(text, ["abc", "abcdef"]) == "token %s and %s" % (MASK, MASK)
