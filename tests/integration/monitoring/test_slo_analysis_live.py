@@ -221,7 +221,10 @@ def test_range_query_needs_every_point_to_hold(module_runner, monitoring):
         record = analyse(module_runner, monitoring, args)["records"][0]
     assert record["status"] == "fail", record["summary"]
     measurement = record["evidence"]["measurements"][0]
-    assert measurement["value"] > 0.1 and len(measurement["points"]) >= 10
+    points = measurement["points"]
+    # The worst point fails the metric although the latest one holds. How many points there are depends on
+    # how long this Prometheus has been scraping (the test's own phases give about eight).
+    assert measurement["value"] > 0.1 and float(points[-1][1]) < 0.01 and len(points) >= 5, points
     assert " of %d points: " % len(measurement["points"]) in record["summary"]
     assert "(needs < 1 %) at " in record["summary"]
 
