@@ -45,7 +45,10 @@ def spawn_service(ref_stack, tmp_path):
         proc.stderr.close()
 
 
-def test_default_rate_limit_is_30(spawn_service, ref_stack):
+def test_default_rate_limit_is_30(spawn_service, healthy_stack):
+    # The healthy stack: /readyz is asserted 200, and the jobs heartbeat it reads (180 s TTL) is refreshed
+    # only by a stack reset, so after minutes of other tests in this process it would be stale.
+    ref_stack = healthy_stack
     base = spawn_service(drop=("RATE_LIMIT_PER_MINUTE",))
     with requests.Session() as session:
         for i in range(30):
