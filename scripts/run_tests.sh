@@ -87,24 +87,11 @@ release_scenario() {
     echo "run_tests: release scenarios SKIPPED because CWS_SKIP_RELEASE_SCENARIO is set" >&2
     return
   fi
-  # One dockerd and one runtime image for both scenarios, which then run side by side (each its own compose
-  # project, ports, subnet and HOME; both mostly wait for the service's rate-limit window); the engine is
-  # stopped after them when it was started here.
-  local engine_was_up=0 rc=0 managed_log managed_pid
+  # One dockerd for both scenarios, stopped after the second when it was started here.
+  local engine_was_up=0 rc=0
   [ -f .cache/docker/dockerd.pid ] && kill -0 "$(cat .cache/docker/dockerd.pid)" 2>/dev/null && engine_was_up=1
-  if ! (eval "$(bash scripts/docker_env.sh)" && bash tests/compose_stack/build_images.sh); then
-    failed+=("docker-engine")
-    [ "$engine_was_up" = 1 ] || bash scripts/docker_env.sh stop || true
-    return 1
-  fi
-  managed_log=$(mktemp "${TMPDIR:-/tmp}/cws-managed-scenario.XXXXXX")
-  CWS_KEEP_DOCKER=1 bash scripts/release_scenario.sh --scenario managed >"$managed_log" 2>&1 &
-  managed_pid=$!
   CWS_KEEP_DOCKER=1 bash scripts/release_scenario.sh || { failed+=("release-scenario"); rc=1; }
-  wait "$managed_pid" || { failed+=("managed-scenario"); rc=1; }
-  echo "=== managed scenario (ran beside the release scenario)"
-  cat "$managed_log"
-  rm -f "$managed_log"
+  CWS_KEEP_DOCKER=1 bash scripts/release_scenario.sh --scenario managed || { failed+=("managed-scenario"); rc=1; }
   [ "$engine_was_up" = 1 ] || bash scripts/docker_env.sh stop || true
   return "$rc"
 }
