@@ -422,7 +422,7 @@ class HttpClient:
                 outcome.gave_up = "deadline: no time left for another attempt after %d" % len(outcome.attempts)
                 break
         outcome.total_ms = (self.clock() - started) * 1000.0
-        if self._remember_unreachable(origin, outcome) and budget is not None and origin_of(spec.url) == budget.origin:
+        if self._remember_unreachable(origin, outcome) and budget is not None and origin == budget.origin:
             budget.abandon(outcome.error)
         return outcome
 
@@ -500,9 +500,10 @@ def _not_sent(error):
 
 
 def _origin(url):
+    """The rate budget's spelling of the origin, so the fail-fast memory and the budget name one service alike;
+    None for a URL that does not parse (its request fails on its own)."""
     try:
-        parts = urllib.parse.urlsplit(url)
-        return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+        return origin_of(url)
     except ValueError:
         return None
 
