@@ -330,6 +330,9 @@ def no_answer_record(probe, criterion, name, blocking, secrets):
         evidence["status_code"] = 429
         evidence["error"] = "rate limited"
         summary = "%s: rate limited (429) on every one of %d attempts; cannot decide" % (_head(probe, name), len(outcome.attempts))
+    elif outcome.error.kind == "not_run":
+        evidence.update({"sent": False, "error": "not_run: %s" % outcome.error.message})
+        summary = "%s: not sent: %s; cannot decide" % (_head(probe, name), outcome.error.message)
     else:
         evidence["error"] = "%s: %s" % (outcome.error.kind, outcome.error.message)
         summary = "%s: no answer (%s: %s); cannot decide" % (_head(probe, name), outcome.error.kind, outcome.error.message)
@@ -648,10 +651,12 @@ class MatrixRun:
         self.endpoints, self.probes, self.jobs = plan(params, check_mode)
         self.requests_sent = 0
 
-    def run(self, client, now=None, budget=None):
-        """``budget``: the RequestBudget of the service, shared with the other requests of the module call."""
+    def run(self, client, now=None, budget=None, deadline=None):
+        """``budget``: the RequestBudget of the service, shared with the other requests of the module call;
+        ``deadline``: the module call's, which the matrix's own deadline never outlasts."""
         params, secrets = self.params, self.secrets
-        deadline = Deadline(params["deadline"])
+        seconds = params["deadline"] if deadline is None else min(params["deadline"], deadline.remaining())
+        deadline = Deadline(seconds)
         policy = retry_policy_from(params)
 
         def send(probe):

@@ -15,14 +15,26 @@ import urllib.error
 from ansible.module_utils.common.text.converters import to_native
 
 
-RETRYABLE_ERRORS = ("timeout", "refused", "reset", "dns", "network", "protocol")
+RETRYABLE_ERRORS = ("timeout", "connect_timeout", "refused", "reset", "dns", "network", "protocol")
 # Errors after which a request certainly did not reach the application: safe to resend even a write.
-NOT_SENT_ERRORS = ("refused", "dns")
+NOT_SENT_ERRORS = ("refused", "dns", "connect_timeout")
+# No answer, and the service is the party at fault: nothing listens on its port (refused), or it accepted the
+# connection and never answered (timeout: hung). A connect timeout, DNS or TLS trouble may be the network's or the
+# checking machine's, so those stay "cannot decide".
+SERVICE_FAULT_ERRORS = ("refused", "timeout")
+# No answer that says the service is not there (or not reachable) at all: what ends a liveness precondition.
+UNREACHABLE_ERRORS = ("refused", "timeout", "connect_timeout", "dns", "network", "reset", "deadline")
+
+
+class ConnectTimeout(OSError):
+    """No TCP connection within the connect timeout (raised by the transport's connection factory): unlike a read
+    timeout, nothing shows the service was there."""
 
 
 class TransportError(Exception):
-    """No HTTP answer: ``kind`` is timeout, refused, reset, dns, tls, network, protocol, deadline or
-    invalid; the message never holds a secret once passed through Secrets.text()."""
+    """No HTTP answer: ``kind`` is timeout (connected, no answer in time), connect_timeout, refused, reset, dns, tls,
+    network, protocol, deadline, invalid or not_run (not sent: see HttpClient.halt); the message never holds a
+    secret once passed through Secrets.text()."""
 
     def __init__(self, kind, message):
         super(TransportError, self).__init__(message)
@@ -47,8 +59,10 @@ def classify_error(exc):
         return "tls", "certificate verify failed: %s" % (exc.verify_message or to_native(exc))
     if isinstance(exc, ssl.SSLError):
         return "tls", "TLS error: %s" % (exc.reason or to_native(exc))
+    if isinstance(exc, ConnectTimeout):
+        return "connect_timeout", "timed out connecting (no connection within %g s)" % exc.args[0]
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timeout", "timed out"
+        return "timeout", "timed out waiting for the answer (the connection was accepted)"
     if isinstance(exc, ConnectionRefusedError):
         return "refused", "connection refused"
     if isinstance(exc, socket.gaierror):

@@ -47,7 +47,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import NOT_SENT_ERRORS, TransportError, classify_error
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import (
+    NOT_SENT_ERRORS,
+    ConnectTimeout,
+    TransportError,
+    classify_error,
+)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import BudgetAbandoned, BudgetExhausted, origin_of
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import basic_auth_header
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.tls import make_context
@@ -220,7 +225,13 @@ def _timed_connection(base_class, connect_timeout):
         read_timeout = timeout
 
         def create_connection(address, timeout=None, source_address=None, *args):
-            sock = socket.create_connection(address, connect_timeout or read_timeout, source_address)
+            limit = connect_timeout or read_timeout
+            try:
+                sock = socket.create_connection(address, limit, source_address)
+            except socket.timeout:
+                # Told apart from a read timeout: a service that accepted and never answered is hung; no connection
+                # at all may as well be the network's doing.
+                raise ConnectTimeout(limit)
             sock.settimeout(read_timeout)
             return sock
         conn._create_connection = create_connection
@@ -268,9 +279,21 @@ class HttpClient:
         # own connection pools are finite: a check must not be the load that breaks it).
         self._in_flight = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
         self._unreachable = {}
+        self._halted = None
         self._contexts = {}
         self._openers = {}
         self._lock = threading.Lock()
+
+    def halt(self, reason):
+        """Send nothing more: every later request() gets a ``not_run`` error carrying ``reason`` at once, before any
+        wait for the rate budget (a liveness precondition found the service not answering)."""
+        with self._lock:
+            self._halted = TransportError("not_run", reason)
+
+    @property
+    def halted(self):
+        """The ``not_run`` error of halt(), or None."""
+        return self._halted
 
     def tls_context(self, spec):
         """One SSLContext per TLS setting (make_context), shared by threads (SSLContext is thread-safe)."""
@@ -388,6 +411,11 @@ class HttpClient:
         against its rate limit takes a slot of ``budget`` (a RequestBudget) first; a 429 to such a request is
         waited out for a whole window instead (see rate_budget), not counted as an attempt. Returns an Outcome."""
         policy = policy or RetryPolicy()
+        if self._halted is not None:
+            outcome = Outcome()
+            outcome.error = self._halted
+            outcome.gave_up = "not sent"
+            return outcome
         started = self.clock()
         origin = _origin(spec.url) if self.fail_fast else None
         known = self._known_unreachable(origin)

@@ -37,7 +37,11 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     exit_with_records,
     make_record,
 )
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import TransportError
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import (
+    SERVICE_FAULT_ERRORS,
+    UNREACHABLE_ERRORS,
+    TransportError,
+)
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient, run_concurrently
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     collect_common_secrets,
@@ -54,7 +58,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redactio
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import request_plan as rp
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.tls import inspect_tls
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, Waiter
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, RetryPolicy, Waiter
 
 KINDS = ["healthz", "readyz", "backup", "security_headers", "tls", "https_redirect", "custom"]
 KIND_DEFAULTS = {
@@ -75,6 +79,11 @@ HSTS_HEADER = {"name": "Strict-Transport-Security", "regex": r"max-age=[1-9][0-9
 BODY_EXCERPT_CHARS = 600
 # The connection options a probe may set for itself (else the module's apply).
 PROBE_CONNECTION_OPTIONS = ("timeout", "validate_certs", "ca_path", "client_cert", "client_key")
+# When the probes are sent: the preconditions first and alone, then the blocking probes with the admin matrix, then
+# the probes that must not stall them (advisory or heavy ones, such as /openapi.json on a cold service).
+PHASE_PRECONDITION, PHASE_MAIN, PHASE_AFTER_BLOCKING = 0, 1, 2
+PHASE_NAMES = {PHASE_PRECONDITION: "precondition", PHASE_MAIN: "with the blocking probes",
+               PHASE_AFTER_BLOCKING: "after_blocking"}
 
 
 class ProbeInputError(rp.PlanError):
@@ -127,13 +136,18 @@ def plan_probe(index, probe, params):
     except probe_sources.SourceSpecError as exc:
         raise ProbeInputError(str(exc))
     write = rp.is_write(method, probe.get("write"))
+    blocking = probe.get("blocking") if probe.get("blocking") is not None else True
+    phase = _probe_phase(probe, kind, blocking, body_from, where)
     return {
         "index": index,
         "where": where,
         "name": name,
         "kind": kind,
         "criterion": criterion,
-        "blocking": probe.get("blocking") if probe.get("blocking") is not None else True,
+        "blocking": blocking,
+        "phase": phase,
+        "precondition": phase == PHASE_PRECONDITION,
+        "policy": _probe_policy(probe, params),
         "url": url,
         "method": method,
         "statuses": statuses,
@@ -147,6 +161,33 @@ def plan_probe(index, probe, params):
         "body_from": body_from,
         "source_error": None,
     }
+
+
+def _probe_phase(probe, kind, blocking, body_from, where):
+    """When the probe is sent: a precondition (by default the liveness probe, kind healthz) first and alone; an
+    advisory probe (or one marked after_blocking) once every blocking probe and the admin matrix are done."""
+    precondition = probe.get("precondition")
+    if precondition is None:
+        precondition = kind == "healthz"
+    after_blocking = probe.get("after_blocking")
+    if precondition and after_blocking:
+        raise ProbeInputError("%s: precondition and after_blocking cannot both be true (a precondition is sent first)"
+                              % where)
+    if precondition and body_from:
+        raise ProbeInputError("%s.body_from: a precondition is sent first and alone, so it cannot take its body from "
+                              "another probe (set precondition: false)" % where)
+    if precondition:
+        return PHASE_PRECONDITION
+    if after_blocking is None:
+        after_blocking = not blocking
+    return PHASE_AFTER_BLOCKING if after_blocking else PHASE_MAIN
+
+
+def _probe_policy(probe, params):
+    """The probe's own retry policy when it sets retries (the liveness precondition retries less), else None."""
+    if probe.get("retries") is None:
+        return None
+    return retry_policy_from(dict(params, retries=probe["retries"]))
 
 
 def _probe_criterion(probe, defaults, where):
@@ -184,6 +225,8 @@ def _check_probe_limits(probe, params, where):
     for name_key in ("timeout", "max_latency_ms"):
         if probe.get(name_key) is not None and not probe[name_key] > 0:
             raise ProbeInputError("%s.%s must be greater than 0, got %s" % (where, name_key, probe[name_key]))
+    if probe.get("retries") is not None and probe["retries"] < 0:
+        raise ProbeInputError("%s.retries must be 0 or more, got %s" % (where, probe["retries"]))
     if probe.get("min_days_valid") is not None and probe["min_days_valid"] < 0:
         raise ProbeInputError("%s.min_days_valid must be 0 or more" % where)
     if probe.get("max_age_seconds") is not None and not probe["max_age_seconds"] > 0:
@@ -254,7 +297,19 @@ def plan_probes(params):
     graph = dict((plan["name"], probe_sources.sources_of(plan["body_from"])) for plan in plans)
     for name, reason in probe_sources.dependency_errors(graph).items():
         plans[[plan["name"] for plan in plans].index(name)]["source_error"] = reason
+    _check_source_phases(plans)
     return plans
+
+
+def _check_source_phases(plans):
+    """A probe cannot wait for a source that is sent after it (an advisory source runs after the blocking probes)."""
+    by_name = dict((plan["name"], plan) for plan in plans)
+    for plan in plans:
+        for source in probe_sources.sources_of(plan["body_from"]):
+            if source in by_name and by_name[source]["phase"] > plan["phase"]:
+                raise ProbeInputError(
+                    "%s.body_from: its source '%s' is sent %s, after this probe; set after_blocking the same on both"
+                    % (plan["where"], source, PHASE_NAMES[by_name[source]["phase"]]))
 
 
 def run_order(plans):
@@ -345,6 +400,10 @@ def error_part(plan, criterion, name, outcome=None, error=None, note=None):
     """No usable answer: the check cannot decide."""
     evidence = {"url": safe_url(plan["url"]), "method": plan["method"]}
     head = "%s: %s %s" % (name, plan["method"], safe_url(plan["url"]))
+    error = error or (outcome.error if outcome is not None else None)
+    if getattr(error, "kind", None) == "not_run":
+        evidence.update({"sent": False, "error": "not_run: %s" % error.message})
+        return Part(criterion, name, ERROR, "%s not sent: %s; cannot decide" % (head, error.message), evidence)
     if outcome is not None:
         evidence["attempts"] = len(outcome.attempts)
         evidence["attempt_log"] = outcome.attempt_log()
@@ -355,7 +414,6 @@ def error_part(plan, criterion, name, outcome=None, error=None, note=None):
         evidence["error"] = "rate limited"
         summary = "%s: rate limited (429) on every one of %d attempts; cannot decide" % (head, len(outcome.attempts))
     else:
-        error = error or (outcome.error if outcome is not None else None)
         kind = getattr(error, "kind", "error")
         message = getattr(error, "message", None) or str(error)
         evidence["error"] = "%s: %s" % (kind, message)
@@ -364,6 +422,64 @@ def error_part(plan, criterion, name, outcome=None, error=None, note=None):
     if note:
         summary += "; " + note
     return Part(criterion, name, ERROR, summary, evidence)
+
+
+def no_answer_part(plan, criterion, name, outcome):
+    """No usable answer. A precondition (the liveness probe) says whose failure that is: a refused connection, or one
+    accepted and never answered, is the service's (fail); a connect timeout, DNS or TLS trouble may be the network's
+    or the checking machine's, so the check cannot decide (error). Either way the gate says NO-GO."""
+    error = outcome.error
+    part = error_part(plan, criterion, name, outcome)
+    if not (plan["precondition"] and not outcome.throttled and getattr(error, "kind", None) in SERVICE_FAULT_ERRORS):
+        return part
+    head = "%s: %s %s" % (name, plan["method"], safe_url(plan["url"]))
+    if error.kind == "refused":
+        what = "the service refuses connections (nothing accepts them at %s)" % _host_port_text(plan["url"])
+    else:
+        waited = max([attempt.elapsed_ms for attempt in outcome.attempts] or [0.0]) / 1000.0
+        what = "the service accepted the connection but sent no answer within %.1f s: it is hung" % waited
+    part.status = FAIL
+    part.summary = "%s: %s (%d attempt(s))" % (head, what, len(outcome.attempts))
+    part.evidence["service_fault"] = "refused" if error.kind == "refused" else "hung"
+    return part
+
+
+def unreachable_reason(plan, outcome):
+    """Why nothing else is sent once precondition ``plan`` got no answer (the words of every not-run record)."""
+    error = outcome.error
+    if error.kind == "refused":
+        why = "the service refuses connections"
+    elif error.kind == "timeout":
+        why = "the service accepted the connection and never answered (hung)"
+    else:
+        why = "%s: %s" % (error.kind, error.message)
+    return "the precondition probe '%s' (%s) got no answer (%s), so nothing else was sent" % (
+        plan["name"], plan["criterion"], why)
+
+
+def _host_port_text(url):
+    host, port = _host_port(url)
+    return "%s:%s" % (host, port)
+
+
+def latency_only_failed(parts):
+    """Whether the latency budget is the one check the answer failed (then a re-measure may clear it)."""
+    failed = [result for part in parts for result in part.evidence.get("failed") or []]
+    return bool(failed) and all(result["path"] == "latency_ms" for result in failed)
+
+
+def note_latency_samples(parts, samples, budget):
+    """The latencies of every answer judged, and what they mean, on the probe's records."""
+    over = [sample for sample in samples if sample > budget]
+    for part in parts:
+        part.evidence["latency_samples_ms"] = list(samples)
+    main = parts[0]
+    if main.status == PASS:
+        main.summary += "; re-measured: %d of %d answers over the %g ms budget (%s ms), the last within it" % (
+            len(over), len(samples), budget, ", ".join("%g" % sample for sample in samples))
+    elif len(over) == len(samples):
+        main.summary += "; every one of %d answers was over the %g ms budget (%s ms)" % (
+            len(samples), budget, ", ".join("%g" % sample for sample in samples))
 
 
 def _check_by_name(document):
@@ -575,23 +691,58 @@ class Runner:
         self.deadline = deadline
         self.policy = policy
         self.budget = budget
+        self.latency_samples = self.params.get("latency_samples") or 1
         self.finished = {}    # probe name -> Event, set once the probe's records are final
         self.answers = {}     # probe name -> (overall status, the answer of its last evaluation when it passed)
         self._responses = {}  # probe name -> the answer of its last evaluation
+        self._outcomes = {}   # probe name -> the Outcome of its last request
+        self.requests_sent = 0
+        self._count_lock = threading.Lock()
 
     def prepare(self, plans):
         for plan in plans:
             self.finished[plan["name"]] = threading.Event()
 
+    def send(self, plan):
+        """One request of the probe, with its retries; the Outcome is kept and its sent attempts counted."""
+        outcome = self.client.request(plan["spec"], plan["policy"] or self.policy, self.deadline, self.budget)
+        self._responses[plan["name"]] = outcome.response
+        self._outcomes[plan["name"]] = outcome
+        with self._count_lock:
+            self.requests_sent += sum(1 for attempt in outcome.attempts if attempt.sent)
+        return outcome
+
     def evaluate_once(self, plan):
-        """One evaluation: a request with retries (or a TLS inspection) -> record parts."""
+        """One evaluation: a request with retries (or a TLS inspection) -> record parts. An answer whose one failed
+        check is the latency budget is measured again (up to ``latency_samples`` answers, a request that may write
+        never): a budget fails only when every answer is over it, so one stall (a cold service building its schema)
+        is not a NO-GO."""
         if plan["kind"] == "tls":
             return self.evaluate_tls(plan)
-        outcome = self.client.request(plan["spec"], self.policy, self.deadline, self.budget)
-        self._responses[plan["name"]] = outcome.response
-        if outcome.response is None or outcome.throttled:
-            return [error_part(plan, criterion, name, outcome) for criterion, name in criteria_of(plan)]
-        return evaluate_response(plan, outcome.response, outcome, self.secrets)
+        samples = []
+        while True:
+            outcome = self.send(plan)
+            if outcome.response is None or outcome.throttled:
+                return [no_answer_part(plan, criterion, name, outcome) for criterion, name in criteria_of(plan)]
+            samples.append(round(outcome.response.elapsed_ms, 1))
+            parts = evaluate_response(plan, outcome.response, outcome, self.secrets)
+            if (len(samples) >= self.latency_samples or not plan["spec"].idempotent or self.deadline.expired()
+                    or not latency_only_failed(parts)):
+                break
+        if len(samples) > 1:
+            note_latency_samples(parts, samples, plan["max_latency_ms"])
+        return parts
+
+    def halt_if_unreachable(self, preconditions):
+        """Once a precondition got no answer that says the service is not there, nothing else is sent: every later
+        request is reported not run, naming that probe and why."""
+        for plan in preconditions:
+            outcome = self._outcomes.get(plan["name"])
+            if (outcome is not None and outcome.response is None and outcome.error is not None
+                    and outcome.error.kind in UNREACHABLE_ERRORS):
+                self.client.halt(unreachable_reason(plan, outcome))
+                return True
+        return False
 
     def evaluate_tls(self, plan):
         probe = plan["probe"]
@@ -689,6 +840,11 @@ class Runner:
     def run_probe(self, plan):
         """All evaluations of one probe under the mode's rules -> records."""
         watch = Stopwatch()
+        halted = self.client.halted
+        if halted is not None and not plan["precondition"]:
+            parts = [error_part(plan, criterion, name, error=halted) for criterion, name in criteria_of(plan)]
+            return [make_record(part.criterion, part.status, part.summary, evidence=part.evidence, blocking=plan["blocking"],
+                                name=part.name) for part in parts]
         if plan["source_error"]:
             return self.source_error(plan, plan["source_error"], watch)
         if plan["write"] and self.module.check_mode:
@@ -791,6 +947,8 @@ def run(module):
         module.fail_redacted("interval must be 0 or more, got %s" % params["interval"])
     if params["max_latency_ms"] is not None and not params["max_latency_ms"] > 0:
         module.fail_redacted("max_latency_ms must be greater than 0, got %s" % params["max_latency_ms"])
+    if params["latency_samples"] < 1:
+        module.fail_redacted("latency_samples must be 1 or more, got %s" % params["latency_samples"])
     try:
         plans = plan_probes(params)
     except ProbeInputError as exc:
@@ -805,24 +963,39 @@ def run(module):
     # ... and one request budget: the service counts the probes' and the matrix's requests alike.
     budget = RequestBudget.from_options(params["rate_limit"], params["base_url"])
     runner = Runner(module, client, deadline, retry_policy_from(params), budget)
+    runner.prepare(plans)
+    by_index = {}
+
+    def run_phase(phase):
+        ordered = run_order([plan for plan in plans if plan["phase"] == phase])
+        batches = run_concurrently(runner.run, ordered, params["concurrency"], runner.crashed)
+        by_index.update((plan["index"], batch) for plan, batch in zip(ordered, batches))
+
+    # The liveness precondition first and alone: a service that is down or hung is reported in one probe's time,
+    # and nothing else is sent to it (the admin matrix included).
+    run_phase(PHASE_PRECONDITION)
+    runner.halt_if_unreachable([plan for plan in plans if plan["phase"] == PHASE_PRECONDITION])
     matrix_records = []
     thread = None
     if matrix is not None:
         def run_matrix():
-            matrix_records.extend(matrix.run(client, budget=budget))
+            matrix_records.extend(matrix.run(client, budget=budget, deadline=deadline))
         thread = threading.Thread(target=run_matrix, name="admin-matrix")
         thread.daemon = True
         thread.start()
-    runner.prepare(plans)
-    ordered = run_order(plans)
-    batches = run_concurrently(runner.run, ordered, params["concurrency"], runner.crashed)
-    by_index = dict((plan["index"], batch) for plan, batch in zip(ordered, batches))
-    records = [record for index in sorted(by_index) for record in by_index[index]]
-    extra = {}
+    run_phase(PHASE_MAIN)
     if thread is not None:
         thread.join()
+    # Advisory and heavy probes last: the real API builds its OpenAPI schema on its one event loop on the first
+    # /openapi.json, and every request that arrives meanwhile waits.
+    run_phase(PHASE_AFTER_BLOCKING)
+    records = [record for index in sorted(by_index) for record in by_index[index]]
+    extra = {}
+    requests_sent = runner.requests_sent
+    if thread is not None:
         records.extend(matrix_records)
         extra = dict(admin_requests_sent=matrix.requests_sent)
+        requests_sent += matrix.requests_sent
     records = module.secrets.value(records)
     exit_with_records(module, records, changed=False, elapsed_ms=round(watch.elapsed_ms, 1), rate_limit=budget.report(),
-                      **extra)
+                      requests_sent=requests_sent, **extra)

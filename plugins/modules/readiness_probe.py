@@ -26,8 +26,19 @@ description:
   - O(mode=check) (the default) answers "is it healthy now", requiring O(consecutive_successes) passing
     evaluations in a row (a flapping service fails). O(mode=wait) polls until every probe passes or
     O(deadline) is reached (for deploys).
-  - A probe without an answer (refused, timeout, DNS, TLS handshake) or a persistent 429 gives an C(error)
-    record - the check could not decide, and the gate treats that as NO-GO.
+  - The order of sending - the precondition probes first and alone (by default the C(healthz) probe, the liveness
+    check); then the blocking probes together with the O(admin) matrix; then the probes marked
+    O(probes[].after_blocking) (by default the advisory ones, O(probes[].blocking=false)), so that a heavy advisory
+    request such as the first C(/openapi.json) of a cold service cannot stall the blocking ones.
+  - When a precondition gets no answer that says the service is not there (refused, accepted and never answered,
+    connect timeout, DNS, reset), nothing else is sent - neither the other probes nor the admin matrix - and their
+    records are C(error) records saying they were not run and why. The precondition's own record is C(fail) when the
+    service is at fault - it refuses connections, or it accepts them and never answers (hung) - and C(error) when the
+    checking side cannot tell (connect timeout, DNS, TLS).
+  - Any other probe without an answer (refused, timeout, DNS, TLS handshake) or with a persistent 429 gives an
+    C(error) record - the check could not decide, and the gate treats that as NO-GO.
+  - A latency budget (O(max_latency_ms)) fails only when every answer is over it - an answer whose one failed check is
+    the latency is measured again, up to O(latency_samples) answers (never for a probe that may write).
   - Write probes (O(probes[].write), for example POST /v1/leads which creates a lead) are only planned in
     check mode - a C(skipped) record says so. Read-only POSTs such as /v1/estimate set O(probes[].write=false)
     and run in check mode too.
@@ -180,8 +191,26 @@ options:
           - The latency budget of the answer in milliseconds; slower is a failed check. Overrides O(max_latency_ms).
         type: float
       timeout:
-        description: Overrides O(timeout) for this probe.
+        description:
+          - Overrides O(timeout) for this probe (a short one on the liveness precondition bounds the time to a NO-GO
+            for a hung service).
         type: float
+      retries:
+        description: Overrides O(retries) for this probe.
+        type: int
+      precondition:
+        description:
+          - Send this probe first and alone; when it gets no answer that says the service is not there, nothing else is
+            sent (see the description). Defaults to true for C(healthz), false otherwise.
+          - Not with O(probes[].body_from) or O(probes[].after_blocking).
+        type: bool
+      after_blocking:
+        description:
+          - Send this probe only once every blocking probe and the admin matrix are done - for heavy or advisory
+            requests (C(/openapi.json), C(/docs)) that may stall a cold service. Defaults to true for advisory probes
+            (O(probes[].blocking=false)), false otherwise.
+          - A probe cannot take its body (O(probes[].body_from)) from a probe sent after it.
+        type: bool
       validate_certs:
         description: Overrides O(validate_certs) for this probe.
         type: bool
@@ -315,6 +344,13 @@ options:
       - The latency budget of every probe in milliseconds (a probe's own O(probes[].max_latency_ms) wins). A slower
         answer fails its probe's criterion, so a service that answers but hangs is not a GO. Not set, no budget.
     type: float
+  latency_samples:
+    description:
+      - How many answers at most judge a latency budget - an answer over its budget (and failing nothing else) is
+        measured again, and the budget fails only when every answer is over it. V(1) judges the first answer alone.
+      - Probes that may write are never sent twice for this; their first answer is judged.
+    type: int
+    default: 3
   admin:
     description:
       - Also check the authorization matrix of the admin endpoints, in the same call and at the same time as the probes
@@ -322,8 +358,8 @@ options:
         C(auth.anonymous), C(auth.wrong_password), C(auth.roles), each endpoint's own criterion, C(jobs.status)).
       - Takes that module's options - C(roles) (required), C(endpoints) (required), C(wrong_password_role),
         C(extra_headers), C(anonymous_extra_headers), C(read_only_mode), C(read_only_criterion), C(allow_writes),
-        C(jobs_status), C(deadline) (default 120) and C(concurrency) (default 4) - with the same meaning and
-        validation. The HTTP client options (O(base_url), O(timeout), O(retries), TLS) are this module's,
+        C(jobs_status), C(deadline) (default 120, never longer than what is left of O(deadline)) and C(concurrency)
+        (default 4) - with the same meaning and validation. The HTTP client options (O(base_url), O(timeout), O(retries), TLS) are this module's,
         O(concurrency) bounds the requests in flight of the probes and the matrix together (the service's own
         connection pool is finite), and both spend one request budget (O(rate_limit)).
       - One module task instead of two is the point - each module task costs a release check several hundred
@@ -488,6 +524,12 @@ admin_requests_sent:
   description: How many HTTP requests the admin matrix sent (retries included).
   returned: when O(admin) is given
   type: int
+requests_sent:
+  description:
+    - How many HTTP requests this call sent in all - the probes', re-measures and retries included, and the admin
+      matrix's. Requests not sent (after a precondition got no answer, or past the deadline) do not count.
+  returned: always
+  type: int
 rate_limit:
   description:
     - How this call spent the service's request budget (O(rate_limit)) - C(origin), C(requests), C(window), C(margin),
@@ -538,6 +580,9 @@ def argument_spec():
             content_type=dict(type="str"),
             max_latency_ms=dict(type="float"),
             timeout=dict(type="float"),
+            retries=dict(type="int"),
+            precondition=dict(type="bool"),
+            after_blocking=dict(type="bool"),
             validate_certs=dict(type="bool"),
             ca_path=dict(type="path"),
             client_cert=dict(type="path"),
@@ -569,6 +614,7 @@ def argument_spec():
         interval=dict(type="float", default=1.0),
         follow_redirects=dict(type="str", default="safe", choices=FOLLOW_REDIRECTS),
         max_latency_ms=dict(type="float"),
+        latency_samples=dict(type="int", default=3),
         admin=dict(type="dict"),
     )
     return spec
