@@ -32,10 +32,13 @@ __metaclass__ = type
 
 import math
 import operator
+import re
 import threading
 import time
 
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import metrics_counts as mc
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import promql_math as pm
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import sequential as seq
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_result import (
     CRITERION_PATTERN,
     ERROR as STATUS_ERROR,
@@ -56,6 +59,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.metrics_
     PrometheusAPI,
     Scraper,
     SourceError,
+    parse_rfc3339,
 )
 
 SUCCESSFUL = "Successful"
@@ -71,6 +75,8 @@ M_SUCCESSFUL = "successful"
 M_FAILED = "failed"
 M_INCONCLUSIVE = "inconclusive"
 M_ERROR = "error"
+# A look of the sequential judge that is neither confidently within nor confidently worse: keep measuring.
+M_CONTINUE = "continue"
 
 OPS = {
     "lt": ("<", operator.lt),
@@ -80,16 +86,24 @@ OPS = {
     "eq": ("==", operator.eq),
     "ne": ("!=", operator.ne),
 }
-KINDS = ("error_rate", "availability", "latency_quantile", "request_rate", "requests")
+KINDS = ("error_rate", "availability", "slow_share", "latency_quantile", "request_rate", "requests")
 UNITS = ("ratio", "seconds", "plain")
-KIND_UNITS = {"error_rate": "ratio", "availability": "ratio", "latency_quantile": "seconds", "request_rate": "plain",
-              "requests": "plain"}
+KIND_UNITS = {"error_rate": "ratio", "availability": "ratio", "slow_share": "ratio", "latency_quantile": "seconds",
+              "request_rate": "plain", "requests": "plain"}
+JUDGES = ("threshold", "sequential")
+# What the sequential judge counts as a bad request, per kind (for summaries).
+BAD_WORDS = {"error_rate": "5xx", "availability": "not 2xx/3xx", "slow_share": "slower than %s"}
 MONITORING_CRITERION = "monitoring.configured"
 DEFAULTS = {"interval": 30.0, "count": 3, "failure_limit": 0, "inconclusive_limit": 0, "consecutive_error_limit": 4,
-            "blocking": True, "dry_run": False, "quantile": 0.95}
+            "blocking": True, "dry_run": False, "quantile": 0.95, "judge": "threshold", "false_fail_rate": 0.01,
+            "false_pass_rate": 0.1}
 SCRAPE_METRICS = {"requests_metric": "http_requests_total", "latency_metric": "http_request_latency_seconds",
                   "status_label": "status_class", "route_label": "route", "exclude_routes": ["/metrics"]}
 MAX_THREADS = 16
+# Waiting for Prometheus' next scrape: slack after the scrape's expected end, and the longest wait of one read.
+FRESHNESS_SLACK = 0.5
+FRESHNESS_MAX_WAIT = 120.0
+EQUALITY_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
 class AnalysisInputError(ValueError):
@@ -173,6 +187,20 @@ class Metric:
         self.failure_limit = 0
         self.inconclusive_limit = 0
         self.consecutive_error_limit = 4
+        self.judge = "threshold"
+        self.false_fail_rate = DEFAULTS["false_fail_rate"]
+        self.false_pass_rate = DEFAULTS["false_pass_rate"]
+        self.boundary = None
+        self.final_look = True
+
+    @property
+    def counted(self):
+        """Whether the metric's numbers come from raw counter samples (a kind), not from a PromQL query."""
+        return self.kind is not None
+
+    @property
+    def sequential(self):
+        return self.judge == "sequential"
 
     @property
     def gating(self):
@@ -189,12 +217,17 @@ class Metric:
     def describe(self):
         """The metric's definition as evidence."""
         item = {"source": self.source, "unit": self.unit, "interval": self.interval}
-        for key in ("variant", "query", "range", "kind", "quantile", "condition", "traffic", "compare"):
+        for key in ("variant", "query", "range", "kind", "quantile", "boundary", "condition", "traffic", "compare"):
             value = getattr(self, key)
             if value not in (None, {}):
                 item[key] = value
         if self.match:
             item["match"] = dict(self.match)
+        if self.counted:
+            item["judge"] = self.judge
+        if self.sequential:
+            item.update(false_fail_rate=self.false_fail_rate, false_pass_rate=self.false_pass_rate,
+                        final_look=self.final_look)
         return item
 
 
@@ -220,25 +253,26 @@ def _plan_condition(where, raw):
     return {"op": op, "value": float(value)}
 
 
-def _plan_traffic(where, raw, source):
+def _plan_traffic(where, raw, source, counted):
     if raw is None:
         return None
     minimum = raw.get("min")
     minimum = 1.0 if minimum is None else float(minimum)
     if not minimum >= 0 or not pm.is_finite(minimum):
         raise AnalysisInputError("%s.traffic.min must be 0 or more, got %s" % (where, raw.get("min")))
-    if source == "prometheus":
+    if source == "prometheus" and not counted:
         if not raw.get("query"):
             raise AnalysisInputError("%s.traffic.query is required with source=prometheus: a PromQL expression whose "
                                      "value is the number of requests in the window" % where)
         return {"query": raw["query"], "min": minimum}
     if raw.get("query"):
-        raise AnalysisInputError("%s.traffic.query needs source=prometheus; with source=scrape the traffic is the "
-                                 "variant's request count between two scrapes (set only traffic.min)" % where)
+        raise AnalysisInputError("%s.traffic.query needs a PromQL metrics[].query; with a kind the traffic is the "
+                                 "variant's request count between two reads (set only traffic.min)" % where)
     return {"min": minimum}
 
 
 def _plan_compare(where, raw, source, kind):
+    """``kind`` set: the metric counts requests (either source) and compares with a baseline variant."""
     if raw is None:
         return None
     item = {}
@@ -249,15 +283,16 @@ def _plan_compare(where, raw, source, kind):
             item[key] = float(raw[key])
     if not item:
         raise AnalysisInputError("%s.compare needs max_increase, max_increase_ratio or both" % where)
-    if source == "prometheus":
+    if source == "prometheus" and kind is None:
         if raw.get("baseline_variant") or not raw.get("baseline_query"):
-            raise AnalysisInputError("%s.compare.baseline_query is required with source=prometheus (the stable "
-                                     "variant's value; baseline_variant is for source=scrape)" % where)
+            raise AnalysisInputError("%s.compare.baseline_query is required with a PromQL metrics[].query (the stable "
+                                     "variant's value; baseline_variant is for a metric with a kind)" % where)
         item["baseline_query"] = raw["baseline_query"]
     else:
         if raw.get("baseline_query") or not raw.get("baseline_variant"):
-            raise AnalysisInputError("%s.compare.baseline_variant is required with source=scrape (a variant of "
-                                     "scrape.targets; baseline_query is for source=prometheus)" % where)
+            raise AnalysisInputError("%s.compare.baseline_variant is required with a kind (a variant of %s; "
+                                     "baseline_query is for a PromQL metrics[].query)"
+                                     % (where, "scrape.targets" if source == "scrape" else "prometheus.variants"))
         item["baseline_variant"] = raw["baseline_variant"]
     item["baseline_label"] = raw.get("baseline_label") or raw.get("baseline_variant") or "stable"
     worse = raw.get("worse") or ("lower" if kind == "availability" else "higher")
@@ -278,14 +313,25 @@ def _default_unit(metric):
     return "plain"
 
 
-def _plan_prometheus_source(metric, raw):
+def _plan_prometheus_source(metric, raw, defaults, variants):
     where = metric.where
-    for key in ("kind", "match", "quantile"):
+    if raw.get("kind") and raw.get("query"):
+        raise AnalysisInputError("%s: give a kind (counted from prometheus.variants) or a query (a PromQL value), not "
+                                 "both" % where)
+    if raw.get("kind"):
+        if raw.get("range"):
+            raise AnalysisInputError("%s.range needs a PromQL metrics[].query; a kind counts from raw samples" % where)
+        if not variants:
+            raise AnalysisInputError("%s.kind with source=prometheus needs prometheus.variants (per variant the label "
+                                     "selector of its counter series, e.g. canary: job=\"api-canary\")" % where)
+        _plan_counted(metric, raw, defaults, variants, "prometheus.variants")
+        return
+    for key in ("match", "quantile", "boundary"):
         if raw.get(key) not in (None, {}):
-            raise AnalysisInputError("%s.%s needs source=scrape; with source=prometheus the query says it all"
-                                     % (where, key))
+            raise AnalysisInputError("%s.%s needs a kind; with a PromQL query the query says it all" % (where, key))
     if not raw.get("query"):
-        raise AnalysisInputError("%s.query is required with source=prometheus" % where)
+        raise AnalysisInputError("%s.query is required with source=prometheus (or a kind, counted from the series "
+                                 "of prometheus.variants)" % where)
     metric.query = raw["query"]
     window = raw.get("range")
     if window is not None:
@@ -307,10 +353,16 @@ def _plan_scrape_source(metric, raw, defaults, variants):
                                  % (where, "query" if raw.get("query") else "range", where))
     if not raw.get("kind"):
         raise AnalysisInputError("%s.kind is required with source=scrape (one of %s)" % (where, ", ".join(KINDS)))
+    _plan_counted(metric, raw, defaults, variants, "scrape.targets")
+
+
+def _plan_counted(metric, raw, defaults, variants, variants_option):
+    """A metric computed from raw counter samples of its variant(s): kind, variant, match, quantile, boundary."""
+    where = metric.where
     metric.kind = raw["kind"]
     if not metric.variant:
-        raise AnalysisInputError("%s.variant is required with source=scrape (one of %s)"
-                                 % (where, join_limited(sorted(variants))))
+        raise AnalysisInputError("%s.variant is required with a kind (one of %s: %s)"
+                                 % (where, variants_option, join_limited(sorted(variants))))
     match = _setting(raw, defaults, "match") or {}
     metric.match = dict((str(k), str(v)) for k, v in match.items())
     if metric.kind == "latency_quantile":
@@ -320,6 +372,66 @@ def _plan_scrape_source(metric, raw, defaults, variants):
         metric.quantile = float(quantile)
     elif raw.get("quantile") is not None:
         raise AnalysisInputError("%s.quantile is for kind=latency_quantile only" % where)
+    if metric.kind == "slow_share":
+        boundary = raw.get("boundary")
+        if not pm.is_finite(boundary) or not boundary > 0:
+            raise AnalysisInputError("%s.boundary is required with kind=slow_share: a latency in seconds that is an "
+                                     "upper bound (le) of the service's histogram buckets, got %s" % (where, boundary))
+        metric.boundary = float(boundary)
+    elif raw.get("boundary") is not None:
+        raise AnalysisInputError("%s.boundary is for kind=slow_share only" % where)
+
+
+def _plan_judge(metric, raw, defaults):
+    """judge, false_fail_rate, false_pass_rate; the sequential judge's inputs checked (a share kind, a limit)."""
+    where = metric.where
+    metric.judge = _setting(raw, defaults, "judge")
+    if metric.judge not in JUDGES:
+        raise AnalysisInputError("%s.judge must be one of %s, got %r" % (where, ", ".join(JUDGES), metric.judge))
+    for key in ("false_fail_rate", "false_pass_rate"):
+        value = _setting(raw, defaults, key)
+        if not pm.is_finite(value) or not 0 < value < 0.5:
+            raise AnalysisInputError("%s.%s must be above 0 and below 0.5, got %s" % (where, key, value))
+        setattr(metric, key, float(value))
+    if not metric.sequential:
+        return
+    if metric.kind not in mc.SHARE_KINDS:
+        raise AnalysisInputError("%s.judge=sequential judges shares of requests: kind must be one of %s (got %s); a "
+                                 "quantile or a PromQL value has no count behind it - use judge=threshold"
+                                 % (where, ", ".join(mc.SHARE_KINDS), metric.kind or "a PromQL query"))
+    if raw.get("traffic") is not None:
+        raise AnalysisInputError("%s.traffic is for judge=threshold: the sequential judge needs as many requests as "
+                                 "the counts demand and no fixed minimum lets a handful decide" % where)
+    for key in ("failure_limit", "inconclusive_limit"):
+        if _setting(raw, defaults, key):
+            raise AnalysisInputError("%s.%s is for judge=threshold (must be 0 with judge=sequential): a sequential look "
+                                     "fails only when confidently worse, and only the final look can be inconclusive"
+                                     % (where, key))
+    condition = raw.get("condition")
+    if condition is not None:
+        wanted = ("ge", "gt") if metric.kind == "availability" else ("le", "lt")
+        if condition.get("op") not in wanted:
+            raise AnalysisInputError("%s.condition.op must be %s for a sequential %s (an upper limit of the %s share)"
+                                     % (where, " or ".join(wanted), metric.kind,
+                                        "success" if metric.kind == "availability" else "bad"))
+        value = condition.get("value")
+        if not pm.is_finite(value) or not 0 < value < 1:
+            raise AnalysisInputError("%s.condition.value must be a share above 0 and below 1 with judge=sequential, "
+                                     "got %s" % (where, value))
+    compare = raw.get("compare")
+    if compare is not None and (compare.get("worse") or "higher") != "higher" and metric.kind != "availability":
+        raise AnalysisInputError("%s.compare.worse: the sequential judge compares bad shares (higher is worse)" % where)
+
+
+def bad_share_limit(metric):
+    """The largest acceptable bad share of a sequential metric's condition (availability >= 99 % -> 1 %)."""
+    value = metric.condition["value"]
+    return round(1.0 - value, 12) if metric.kind == "availability" else value
+
+
+def margin_of(metric):
+    compare = metric.compare
+    return seq.Margin(points=compare.get("max_increase"), ratio=compare.get("max_increase_ratio"))
 
 
 def _plan_limits(metric, raw, defaults):
@@ -359,21 +471,23 @@ def plan_metric(index, raw, defaults, source, variants):
     metric.blocking = bool(_setting(raw, defaults, "blocking")) and not metric.dry_run
     metric.variant = _setting(raw, defaults, "variant")
     if source == "prometheus":
-        _plan_prometheus_source(metric, raw)
+        _plan_prometheus_source(metric, raw, defaults, variants)
     else:
         _plan_scrape_source(metric, raw, defaults, variants)
     metric.condition = _plan_condition(where, raw.get("condition"))
     metric.compare = _plan_compare(where, raw.get("compare"), source, metric.kind)
     if metric.condition is None and metric.compare is None:
         raise AnalysisInputError("%s needs a condition, a compare or both" % where)
+    _plan_judge(metric, raw, defaults)
     traffic = raw.get("traffic") if raw.get("traffic") is not None else (defaults or {}).get("traffic")
-    if source == "scrape" and traffic is None:
+    if metric.counted and traffic is None:
         traffic = {"min": 1.0}  # a ratio of no requests is NaN: say "no traffic" instead
-    metric.traffic = _plan_traffic(where, traffic, source)
-    for variant in metric.variants if source == "scrape" else ():
+    metric.traffic = None if metric.sequential else _plan_traffic(where, traffic, source, metric.counted)
+    for variant in metric.variants if metric.counted else ():
         if variant not in variants:
-            raise AnalysisInputError("%s: variant %r is not a variant of scrape.targets (%s)"
-                                     % (where, variant, join_limited(sorted(variants))))
+            raise AnalysisInputError("%s: variant %r is not a variant of %s (%s)"
+                                     % (where, variant, "scrape.targets" if source == "scrape" else "prometheus.variants",
+                                        join_limited(sorted(variants))))
     unit = raw.get("unit") or _default_unit(metric)
     if unit not in UNITS:
         raise AnalysisInputError("%s.unit must be one of %s, got %r" % (where, ", ".join(UNITS), unit))
@@ -428,17 +542,22 @@ def plan_analysis(params):
     targets = _plan_targets(params) if source == "scrape" else []
     if source == "scrape" and not targets:
         raise AnalysisInputError("scrape.targets is required with source=scrape")
-    variants = set(t["variant"] for t in targets)
+    variant_selectors = _plan_variant_selectors(prometheus) if source == "prometheus" else {}
+    variants = set(t["variant"] for t in targets) if source == "scrape" else set(variant_selectors)
+    since = _plan_since(params, source)
+    final_look = params.get("final_look") is not False
     metrics = []
     for index, raw in enumerate(params.get("metrics") or []):
         metric = plan_metric(index, raw, params.get("defaults") or {}, source, variants)
         if any(other.name == metric.name for other in metrics):
             raise AnalysisInputError("%s.name %r is used twice" % (metric.where, metric.name))
-        span = metric.interval * (metric.count if source == "scrape" else metric.count - 1)
+        metric.final_look = final_look
+        baseline_read = metric.counted and since is None
+        span = metric.interval * (metric.count if baseline_read else metric.count - 1)
         if span >= deadline:
             raise AnalysisInputError("%s: %d measurements %d s apart take %d s%s, not less than deadline (%s s)"
                                      % (metric.where, metric.count, metric.interval, span,
-                                        " (the first scrape is the baseline)" if source == "scrape" else "", deadline))
+                                        " (the first read is the baseline)" if baseline_read else "", deadline))
         metrics.append(metric)
     monitoring = {"targets": list(params.get("require_targets") or []), "rules": list(params.get("require_rules") or [])}
     if (monitoring["targets"] or monitoring["rules"]) and not prometheus:
@@ -446,7 +565,44 @@ def plan_analysis(params):
     if not metrics and not (monitoring["targets"] or monitoring["rules"]):
         raise AnalysisInputError("nothing to analyse: give metrics, require_targets or require_rules")
     return {"source": source, "metrics": metrics, "targets": targets, "deadline": deadline, "prometheus": prometheus,
-            "scrape": params.get("scrape") or {}, "monitoring": monitoring}
+            "scrape": params.get("scrape") or {}, "monitoring": monitoring, "variants": variant_selectors,
+            "since": since, "final_look": final_look}
+
+
+def _plan_variant_selectors(prometheus):
+    """``prometheus.variants``: variant -> the PromQL label matchers of its counter series (no braces)."""
+    selectors = {}
+    for name, selector in ((prometheus or {}).get("variants") or {}).items():
+        text = selector.strip() if isinstance(selector, str) else None
+        if text is None or text.startswith("{") or not text:
+            raise AnalysisInputError("prometheus.variants.%s must be PromQL label matchers without braces, for example "
+                                     "job=\"api-canary\",route!=\"/metrics\"; got %r" % (name, selector))
+        selectors[str(name)] = text
+    return selectors
+
+
+def parse_time(text):
+    """Epoch seconds of ``since``: a number of epoch seconds, or an ISO 8601 / RFC 3339 time with a zone."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        pass
+    stamp = parse_rfc3339(str(text).strip().replace(" ", "T"))
+    if stamp is None:
+        raise AnalysisInputError("since must be epoch seconds or an RFC 3339 time with its zone "
+                                 "(2026-12-07T04:00:00Z), got %r" % (text,))
+    return stamp
+
+
+def _plan_since(params, source):
+    if params.get("since") in (None, ""):
+        return None
+    if source != "prometheus":
+        raise AnalysisInputError("since needs source=prometheus: a direct scrape cannot read the counters of the past")
+    since = parse_time(params["since"])
+    if since > time.time() + 60:
+        raise AnalysisInputError("since (%s) is in the future" % params["since"])
+    return since
 
 
 # --------------------------------------------------------------------------------------------------
@@ -463,11 +619,17 @@ class Measurement:
         self.value = None
         self.reason = None
         self.detail = {}
+        self.fatal = False
 
     def error(self, message):
         self.outcome = M_ERROR
         self.reason = message
         return self
+
+    def misconfigured(self, message):
+        """An error that taking the measurement again cannot fix (the options are wrong): the metric ends at once."""
+        self.fatal = True
+        return self.error(message)
 
     def inconclusive(self, reason):
         self.outcome = M_INCONCLUSIVE
@@ -653,74 +815,45 @@ def measure_prometheus(metric, api, deadline, wall=time.time):
 
 # ------------------------------------------------------------------------ the direct scrape's numbers
 
-class Window:
+class Window(mc.Counts):
     """What one variant's targets counted between two scrapes (``before``, ``after``: Snapshots per target)."""
 
     def __init__(self, before, after, names):
-        self.before = before
-        self.after = after
-        self.names = names
-        self.seconds = sum(a.mono - b.mono for b, a in zip(before, after)) / float(len(after))
-        self.at = max(a.at for a in after)
-
-    def _kept(self, key):
-        """Not a request to an excluded route (the scrapes of /metrics themselves are counted by the service)."""
-        excluded = self.names.get("exclude_routes") or ()
-        return not excluded or dict(key[1]).get(self.names["route_label"]) not in excluded
-
-    def _select(self, snapshot, name, match):
-        return dict((key, value) for key, value in snapshot.select(name, match).items() if self._kept(key))
-
-    def increases(self, name, match):
-        """``{(target, key): increase}`` of the series called ``name`` holding ``match``."""
-        found = {}
-        for position, (before, after) in enumerate(zip(self.before, self.after)):
-            increases = pm.series_increase(self._select(before, name, match), self._select(after, name, match))
-            for key, value in increases.items():
-                found[(position, key)] = value
-        return found
-
-    def requests(self, match, status_prefixes=None):
-        total = 0.0
-        label = self.names["status_label"]
-        for (_position, key), value in self.increases(self.names["requests_metric"], match).items():
-            if status_prefixes is not None and not str(dict(key[1]).get(label, "")).startswith(status_prefixes):
-                continue
-            total += value
-        return total
-
-    def buckets(self, match):
-        totals = {}
-        name = self.names["latency_metric"] + "_bucket"
-        for before, after in zip(self.before, self.after):
-            for bound, count in pm.bucket_increase(self._select(before, name, match), self._select(after, name, match)):
-                totals[bound] = totals.get(bound, 0.0) + count
-        return sorted(totals.items())
+        increases = {}
+        for position, (first, second) in enumerate(zip(before, after)):
+            totals = mc.CounterTotals()
+            totals.read(mc.snapshot_samples(first, position, names), first.at)
+            increases.update(totals.read(mc.snapshot_samples(second, position, names), second.at))
+        seconds = sum(a.mono - b.mono for b, a in zip(before, after)) / float(len(after))
+        super(Window, self).__init__(increases, names, seconds, max(a.at for a in after))
 
 
-def kind_value(metric, window):
-    """The value of a scrape metric's kind over one window."""
-    total = window.requests(metric.match)
-    if metric.kind == "error_rate":
-        return pm.divide(window.requests(metric.match, ("5",)), total)
-    if metric.kind == "availability":
-        return pm.divide(window.requests(metric.match, ("2", "3")), total)
-    if metric.kind == "latency_quantile":
-        return pm.histogram_quantile(metric.quantile, window.buckets(metric.match))
-    if metric.kind == "request_rate":
-        return pm.divide(total, window.seconds)
-    return total
+def kind_value(metric, counts):
+    """The value of a metric's kind over one window of counts."""
+    return counts.value(metric.kind, metric.match, quantile=metric.quantile, boundary=metric.boundary)
+
+
+class ConfigurationError(Exception):
+    """A measurement that can never work with these options (the metric ends in Error at once, naming the option)."""
+
+
+def _kind_value(metric, counts):
+    try:
+        return kind_value(metric, counts)
+    except mc.BoundaryError as exc:
+        raise ConfigurationError("%s.boundary: %s" % (metric.where, exc))
 
 
 def measure_window(metric, windows):
-    """One measurement of a scrape metric from its variants' windows."""
+    """One threshold measurement of a counted metric from its variants' windows (the counts since the last read)."""
     window = windows[metric.variant]
     measurement = Measurement(window.at)
     requests = window.requests(metric.match)
-    measurement.detail["window_s"] = round(window.seconds, 3)
+    if window.seconds is not None:
+        measurement.detail["window_s"] = round(window.seconds, 3)
     try:
         _traffic_check(metric, measurement, requests, window.seconds)
-        value = kind_value(metric, window)
+        value = _kind_value(metric, window)
         baseline = None
         if metric.compare is not None:
             base_window = windows[metric.compare["baseline_variant"]]
@@ -729,28 +862,152 @@ def measure_window(metric, windows):
             if base_requests < metric.traffic["min"]:
                 raise Inconclusive("no traffic on %s (%s requests in the window, min %s)" % (
                     metric.compare["baseline_variant"], fmt(base_requests, "plain"), _trim(metric.traffic["min"])))
-            baseline = kind_value(metric, base_window)
+            baseline = _kind_value(metric, base_window)
         return judge(metric, measurement, value, baseline)
     except Inconclusive as exc:
         return measurement.inconclusive(str(exc))
+    except ConfigurationError as exc:
+        return measurement.misconfigured(str(exc))
 
 
-class ScrapeRounds:
-    """The scrape source's ticks: every target a due metric needs is scraped once, concurrently; each metric's
-    measurement is the window from its previous scrapes to these (its first tick only takes the baseline)."""
+def _bad_words(metric):
+    word = BAD_WORDS[metric.kind]
+    return word % fmt(metric.boundary, "seconds") if "%s" in word else word
 
-    def __init__(self, scraper, targets, deadline, names=None):
+
+def _bad_share(metric, counts):
+    try:
+        return counts.bad_share(metric.kind, metric.match, metric.boundary)
+    except mc.BoundaryError as exc:
+        raise ConfigurationError("%s.boundary: %s" % (metric.where, exc))
+
+
+def measure_sequential(metric, totals, look, at):
+    """One look of the sequential judge at the counts since the start (``totals``: Counts per variant): fail
+    (confidently worse than allowed), pass (confidently within), continue; the final look of a stage answers pass,
+    fail or inconclusive - undecided at the end is never a pass."""
+    measurement = Measurement(at)
+    final = look >= metric.count and metric.final_look
+    counts = totals[metric.variant]
+    try:
+        bad, total = _bad_share(metric, counts)
+        measurement.detail.update({"look": look, "final": final})
+        if metric.kind == "slow_share":
+            measurement.detail["p95"] = json_number(counts.p95(metric.match))
+        if metric.compare is not None:
+            base_counts = totals[metric.compare["baseline_variant"]]
+            base_bad, base_total = _bad_share(metric, base_counts)
+            verdict = seq.judge_vs_baseline(bad, total, base_bad, base_total, margin_of(metric), metric.false_fail_rate,
+                                            metric.false_pass_rate, final)
+            measurement.detail.update({"baseline_bad": base_bad, "baseline_total": base_total,
+                                       "baseline_share": json_number(pm.divide(base_bad, base_total))})
+            if metric.kind == "slow_share":
+                measurement.detail["baseline_p95"] = json_number(base_counts.p95(metric.match))
+        else:
+            verdict = seq.judge_share(bad, total, bad_share_limit(metric), metric.false_fail_rate,
+                                      metric.false_pass_rate, final)
+    except ConfigurationError as exc:
+        return measurement.misconfigured(str(exc))
+    except ValueError as exc:
+        return measurement.error("the sequential judge refused the counts: %s" % exc)
+    for key, value in verdict.items():
+        if key not in measurement.detail and key != "reason":
+            measurement.detail[key] = json_number(value) if isinstance(value, float) else value
+    measurement.value = pm.divide(bad, total)
+    measurement.detail.update({"bad": bad, "total": total, "traffic": total})
+    decision = verdict.get("decision")
+    text = _look_text(metric, bad, total, verdict)
+    outcomes = {"fail": M_FAILED, "pass": M_SUCCESSFUL, "inconclusive": M_INCONCLUSIVE}
+    measurement.outcome = outcomes.get(decision, M_CONTINUE)
+    measurement.reason = "inconclusive: %s" % text if decision == "inconclusive" else text
+    return measurement
+
+
+def _look_text(metric, bad, total, verdict):
+    """The judge's own sentence, saying what was counted as bad: ``5xx: 6.25 % bad of 64; confidently above ...``."""
+    if not total:
+        return "no traffic: no request counted since the first read (%s)" % verdict.get("reason", "no requests")
+    return "%s: %s" % (_bad_words(metric), verdict.get("reason") or "%s of %s" % (_trim(bad), _trim(total)))
+
+
+class CountedRounds:
+    """The ticks of counted metrics (a kind), for both sources: each tick reads the raw counter samples of every
+    variant a due metric needs once, adds them to each metric's totals (metrics_counts.CounterTotals, one per
+    variant, from the metric's first read: the baseline, or the read at ``since``) and judges the window (threshold)
+    or the totals (sequential)."""
+
+    def __init__(self, reader, names, since=None):
+        self.reader = reader
+        self.names = names
+        self.since = since
+
+    def measure(self, runs):
+        needed = {}
+        baseline = set()
+        for run in runs:
+            for variant in run.metric.variants:
+                needed[variant] = needed.get(variant, False) or run.metric.kind in ("slow_share", "latency_quantile")
+                if run.state is None and self.since is not None:
+                    baseline.add(variant)
+        past = self.reader.read(dict((v, needed[v]) for v in baseline), at=self.since) if baseline else {}
+        current = self.reader.read(needed)
+        return [self._measure_one(run, past, current) for run in runs]
+
+    def _measure_one(self, run, past, current):
+        metric = run.metric
+        failures = [current[v] for v in metric.variants if isinstance(current[v], SourceError)]
+        if run.state is None and self.since is not None:
+            failures += [past[v] for v in metric.variants if isinstance(past[v], SourceError)]
+        if failures:
+            return Measurement(time.time()).error("; ".join(f.message for f in failures))
+        if run.state is None:
+            run.state = dict((v, mc.CounterTotals()) for v in metric.variants)
+            if self.since is not None:
+                for variant in metric.variants:
+                    run.state[variant].read(past[variant].samples, past[variant].at)
+        windows = {}
+        first = not run.state[metric.variant].started
+        for variant in metric.variants:
+            totals = run.state[variant]
+            previous_at = totals.at
+            increases = totals.read(current[variant].samples, current[variant].at)
+            seconds = None if previous_at is None else current[variant].at - previous_at
+            windows[variant] = mc.Counts(increases, self.names, seconds, current[variant].at)
+        detail = dict((key, value) for key, value in current[metric.variant].detail.items())
+        if first:
+            return None  # the baseline: counting starts here
+        if metric.sequential:
+            totals = dict((v, mc.Counts(run.state[v].totals, self.names, None, run.state[v].at)) for v in metric.variants)
+            measurement = measure_sequential(metric, totals, run.taken + 1, current[metric.variant].at)
+        else:
+            measurement = measure_window(metric, windows)
+        for key, value in detail.items():
+            measurement.detail.setdefault(key, value)
+        return measurement
+
+
+class Reading:
+    """The raw counter samples of one variant at one read: ``samples`` keyed as metrics_counts reads them, ``at``
+    (epoch seconds of the data), ``detail`` (evidence: the freshness wait)."""
+
+    def __init__(self, samples, at, detail=None):
+        self.samples = samples
+        self.at = at
+        self.detail = detail or {}
+
+
+class ScrapeReader:
+    """Counter samples of the direct scrape: every target of a needed variant scraped once, concurrently."""
+
+    def __init__(self, scraper, targets, deadline, names):
         self.scraper = scraper
         self.targets = targets
         self.deadline = deadline
-        self.names = dict(SCRAPE_METRICS, **(names or {}))
+        self.names = names
         self.scrapes = 0
 
-    def _indexes(self, metric):
-        return [t["index"] for t in self.targets if t["variant"] in metric.variants]
-
-    def measure(self, runs):
-        needed = sorted(set(index for run in runs for index in self._indexes(run.metric)))
+    def read(self, needed, at=None):
+        indexes = sorted(t["index"] for t in self.targets if t["variant"] in needed)
         by_index = dict((t["index"], t) for t in self.targets)
 
         def scrape(index):
@@ -758,40 +1015,146 @@ class ScrapeRounds:
                 return self.scraper.scrape(by_index[index], self.deadline)
             except SourceError as exc:
                 return exc
-        snapshots = dict(zip(needed, run_concurrently(scrape, needed, MAX_THREADS, lambda i, exc: SourceError(
+        snapshots = dict(zip(indexes, run_concurrently(scrape, indexes, MAX_THREADS, lambda i, exc: SourceError(
             "internal", "%s: %s" % (exc.__class__.__name__, exc)))))
-        self.scrapes += len(needed)
-        return [self._measure_one(run, snapshots) for run in runs]
+        self.scrapes += len(indexes)
+        readings = {}
+        for variant in needed:
+            mine = [snapshots[t["index"]] for t in self.targets if t["variant"] == variant]
+            failures = [item for item in mine if isinstance(item, SourceError)]
+            if failures:
+                readings[variant] = SourceError(failures[0].kind, "; ".join(f.message for f in failures))
+                continue
+            samples = {}
+            for position, snapshot in zip([t["index"] for t in self.targets if t["variant"] == variant], mine):
+                samples.update(mc.snapshot_samples(snapshot, position, self.names))
+            readings[variant] = Reading(samples, max(s.at for s in mine))
+        return readings
 
-    def _measure_one(self, run, snapshots):
-        indexes = self._indexes(run.metric)
-        failures = [snapshots[i] for i in indexes if isinstance(snapshots[i], SourceError)]
-        if failures:
-            return Measurement(time.time()).error("; ".join(f.message for f in failures))
-        current = dict((i, snapshots[i]) for i in indexes)
-        previous = run.state
-        run.state = current
-        if previous is None:
-            return None  # the baseline scrape: the first window ends at the next tick
-        windows = {}
-        for variant in run.metric.variants:
-            picked = [t["index"] for t in self.targets if t["variant"] == variant]
-            windows[variant] = Window([previous[i] for i in picked], [current[i] for i in picked], self.names)
-        return measure_window(run.metric, windows)
+
+def selector_matchers(selector):
+    """The ``label="value"`` equality matchers of a PromQL selector (the ones a scrape target's labels can hold)."""
+    return dict((name, value.replace('\\"', '"')) for name, value in EQUALITY_MATCHER.findall(selector or ""))
+
+
+class PrometheusReader:
+    """Counter samples from Prometheus: per variant an instant query of the raw series of the request counter (and
+    of the latency buckets when a metric needs them), selected by ``prometheus.variants``.
+
+    Fresh data: a look at time T must count what the service counted up to T, so it waits until every target of the
+    variant (its scrape targets whose labels hold the selector's ``label="value"`` matchers) was scraped after T -
+    ``lastScrape`` and ``scrapeInterval`` of Prometheus' targets API say when that will be, so the wait is at most
+    one scrape interval (and never past the deadline). Without a matching target the read does not wait, and says so
+    in the evidence."""
+
+    def __init__(self, api, selectors, names, deadline, wall=time.time, sleep=time.sleep):
+        self.api = api
+        self.selectors = selectors
+        self.names = names
+        self.deadline = deadline
+        self.wall = wall
+        self.sleep = sleep
+
+    def _targets_of(self, targets, variant):
+        matchers = selector_matchers(self.selectors[variant])
+        found = []
+        for target in targets:
+            labels = target.get("labels") or {}
+            shared = [name for name in matchers if name in labels]
+            if shared and all(labels[name] == matchers[name] for name in shared):
+                found.append(target)
+        return found
+
+    def _wait_fresh(self, variants, wanted):
+        """Wait until every target of ``variants`` was scraped at ``wanted`` or later: ``{variant: detail}``."""
+        details = dict((v, {}) for v in variants)
+        waited = 0.0
+        for _attempt in range(3):
+            try:
+                targets = self.api.targets(self.deadline)
+            except SourceError as exc:
+                for variant in variants:
+                    details[variant]["freshness"] = "unknown: %s" % exc.message
+                return details
+            wake = None
+            for variant in variants:
+                mine = self._targets_of(targets, variant)
+                if not mine:
+                    details[variant]["freshness"] = "unknown: no scrape target matches the selector's labels"
+                    continue
+                stale = [t for t in mine if t.get("health") == "up" and (t.get("last_scrape") or 0) < wanted]
+                details[variant]["freshness"] = "stale" if stale else "fresh"
+                details[variant]["last_scrape"] = json_number(min((t.get("last_scrape") or 0) for t in mine))
+                for target in stale:
+                    interval = target.get("scrape_interval") or 15.0
+                    due = (target.get("last_scrape") or wanted) + interval + (target.get("last_scrape_duration") or 0.0)
+                    wake = due if wake is None else max(wake, due)
+            if wake is None:
+                break
+            now = self.wall()
+            # The next scrape's samples are stored once it ends: a little slack, bounded by one more scrape interval.
+            pause = max(0.05, wake - now + FRESHNESS_SLACK)
+            if pause > min(self.deadline.remaining(), FRESHNESS_MAX_WAIT):
+                break
+            self.sleep(pause)
+            waited += pause
+        for variant in variants:
+            details[variant]["fresh_wait_s"] = round(waited, 3)
+        return details
+
+    def read(self, needed, at=None):
+        details = self._wait_fresh(sorted(needed), self.wall()) if at is None else dict((v, {}) for v in needed)
+        readings = {}
+        for variant, with_buckets in needed.items():
+            names = [self.names["requests_metric"]] + ([self.names["latency_metric"] + "_bucket"] if with_buckets else [])
+            try:
+                stamp = self.wall() if at is None else at
+                samples = {}
+                for name in names:
+                    samples.update(mc.prometheus_samples(
+                        self.api.counter_samples(name, self.selectors[variant], self.deadline, at=at)))
+                readings[variant] = Reading(samples, stamp, details.get(variant))
+            except SourceError as exc:
+                readings[variant] = exc
+        return readings
+
+
+class ScrapeRounds(CountedRounds):
+    """The scrape source's ticks (CountedRounds over a ScrapeReader)."""
+
+    def __init__(self, scraper, targets, deadline, names=None):
+        names = dict(SCRAPE_METRICS, **(names or {}))
+        super(ScrapeRounds, self).__init__(ScrapeReader(scraper, targets, deadline, names), names)
+
+    @property
+    def scrapes(self):
+        return self.reader.scrapes
 
 
 class PrometheusRounds:
-    """The Prometheus source's ticks: the due metrics' queries, one thread per metric."""
+    """The Prometheus source's ticks: PromQL metrics one thread per metric; counted metrics (a kind) read the raw
+    counter series of their variants once per tick (CountedRounds over a PrometheusReader)."""
 
-    def __init__(self, api, deadline, wall=time.time):
+    def __init__(self, api, deadline, wall=time.time, counted=None):
         self.api = api
         self.deadline = deadline
         self.wall = wall
+        self.counted = counted
 
     def measure(self, runs):
-        return run_concurrently(lambda run: measure_prometheus(run.metric, self.api, self.deadline, self.wall), runs,
-                                MAX_THREADS, lambda run, exc: Measurement(self.wall()).error(
-                                    "internal error: %s: %s" % (exc.__class__.__name__, exc)))
+        queried = [run for run in runs if not run.metric.counted]
+        counted = [run for run in runs if run.metric.counted]
+        results = {}
+        if counted:
+            for run, measurement in zip(counted, self.counted.measure(counted)):
+                results[id(run)] = measurement
+        if queried:
+            measured = run_concurrently(
+                lambda run: measure_prometheus(run.metric, self.api, self.deadline, self.wall), queried, MAX_THREADS,
+                lambda run, exc: Measurement(self.wall()).error("internal error: %s: %s" % (exc.__class__.__name__, exc)))
+            for run, measurement in zip(queried, measured):
+                results[id(run)] = measurement
+        return [results[id(run)] for run in runs]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -805,6 +1168,8 @@ class MetricRun:
         self.metric = metric
         self.measurements = []
         self.counts = {M_SUCCESSFUL: 0, M_FAILED: 0, M_INCONCLUSIVE: 0, M_ERROR: 0}
+        if metric.sequential:
+            self.counts[M_CONTINUE] = 0
         self.consecutive_errors = 0
         self.phase = None
         self.decided_by = None
@@ -814,7 +1179,8 @@ class MetricRun:
 
     @property
     def taken(self):
-        return self.counts[M_SUCCESSFUL] + self.counts[M_FAILED] + self.counts[M_INCONCLUSIVE]
+        return self.counts[M_SUCCESSFUL] + self.counts[M_FAILED] + self.counts[M_INCONCLUSIVE] + \
+            self.counts.get(M_CONTINUE, 0)
 
     def add(self, measurement):
         measurement.index = len(self.measurements) + 1
@@ -827,6 +1193,12 @@ class MetricRun:
 
     def assess(self):
         metric = self.metric
+        last = self.measurements[-1] if self.measurements else None
+        if last is not None and last.fatal:
+            self.note = "the options cannot work: %s" % last.reason
+            return ERROR
+        if metric.sequential:
+            return self._assess_sequential(last)
         if self.counts[M_FAILED] > metric.failure_limit:
             return FAILED
         if self.counts[M_INCONCLUSIVE] > metric.inconclusive_limit:
@@ -836,6 +1208,23 @@ class MetricRun:
         if self.taken >= metric.count:
             return SUCCESSFUL if self.counts[M_SUCCESSFUL] else INCONCLUSIVE
         return None
+
+    def _assess_sequential(self, last):
+        """Fail at the first confidently worse look; the last look (count) decides: pass, inconclusive, or - when it is
+        not the final look of the judgement (final_look false, a soak's interim round) - an undecided hold."""
+        metric = self.metric
+        if self.counts[M_FAILED]:
+            return FAILED
+        if self.consecutive_errors > metric.consecutive_error_limit:
+            return ERROR
+        if self.taken < metric.count or last is None or last.outcome == M_ERROR:
+            return None
+        if last.outcome == M_SUCCESSFUL:
+            return SUCCESSFUL
+        if last.outcome == M_CONTINUE and not metric.final_look:
+            self.note = "undecided, holds: not the final look (final_look false)"
+            return SUCCESSFUL
+        return INCONCLUSIVE
 
     def out_of_time(self, deadline_seconds):
         last = self.measurements[-1] if self.measurements else None
@@ -978,9 +1367,31 @@ def _tolerated(run):
     return " (%s)" % "; ".join(notes) if notes else ""
 
 
+def _sequential_summary(run, label):
+    metric = run.metric
+    last = run.decided_by or (run.measurements[-1] if run.measurements else None)
+    looks = "look %d of %d" % (run.taken, metric.count)
+    reason = last.reason if last is not None and last.reason else "no look"
+    if run.phase == SUCCESSFUL:
+        return "%s: %s at %s" % (label, reason, looks)
+    if run.phase == FAILED:
+        return "%s: %s at %s" % (label, reason, looks)
+    if run.phase == STOPPED:
+        return "%s: %s (fail fast)" % (label, run.note)
+    if run.phase == ERROR:
+        return "%s: error: %s%s" % (label, run.note or reason, "" if run.note else "; %d error%s in a row (limit %d)" % (
+            run.consecutive_errors, "" if run.consecutive_errors == 1 else "s", metric.consecutive_error_limit))
+    if run.note:
+        return "%s: inconclusive: %s; last: %s" % (label, run.note, reason)
+    return "%s: %s at %s" % (label, reason, looks)
+
+
 def metric_summary(run):
     metric = run.metric
     label = _label(metric)
+    if metric.sequential:
+        text = _sequential_summary(run, label)
+        return text + (" [dry run: reported, never blocks]" if metric.dry_run else "")
     at = "at measurement %d of %d" % (run.taken, metric.count)
     last = run.decided_by or (run.measurements[-1] if run.measurements else None)
     if run.phase == SUCCESSFUL:
@@ -1018,6 +1429,9 @@ def metric_evidence(run):
                            "inconclusive_limit": metric.inconclusive_limit,
                            "consecutive_error_limit": metric.consecutive_error_limit},
                 "measurements": [m.as_dict() for m in run.measurements], "dry_run": metric.dry_run}
+    if metric.sequential:
+        evidence["limits"] = {"count": metric.count, "consecutive_error_limit": metric.consecutive_error_limit,
+                              "final_look": metric.final_look}
     if run.phase == STOPPED:
         evidence["skip_reason"] = run.note
     elif run.note:
@@ -1133,7 +1547,11 @@ def run_analysis(plan, secrets, client=None, clock=time.monotonic, sleep=time.sl
         names = dict((key, plan["scrape"][key]) for key in SCRAPE_METRICS if plan["scrape"].get(key) is not None)
         rounds = ScrapeRounds(scraper, plan["targets"], deadline, names)
     else:
-        rounds = PrometheusRounds(api, deadline)
+        names = dict(SCRAPE_METRICS, exclude_routes=[])  # the variants' selectors choose the series
+        names.update((key, plan["prometheus"][key]) for key in ("requests_metric", "latency_metric", "status_label")
+                     if plan["prometheus"].get(key))
+        reader = PrometheusReader(api, plan["variants"], names, deadline, sleep=sleep)
+        rounds = PrometheusRounds(api, deadline, counted=CountedRounds(reader, names, since=plan.get("since")))
     analysis = Analysis(plan["metrics"], rounds, deadline, clock=clock, sleep=sleep)
     analysis.run()
     elapsed = watch.elapsed_ms

@@ -18,6 +18,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
+import re
 import time
 import traceback
 import urllib.parse
@@ -65,6 +67,46 @@ def _no_answer(what, outcome, secrets):
     if outcome.gave_up:
         message = "%s (%s)" % (message, outcome.gave_up)
     return SourceError("transport", secrets.text("%s did not answer: %s" % (what, message)))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def parse_duration(text):
+    """Seconds of a Prometheus duration (``15s``, ``1m30s``, ``500ms``); None when it is not one."""
+    if not isinstance(text, str) or not text:
+        return None
+    parts = _DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _DURATION_SECONDS[unit] for number, unit in parts)
+
+
+def parse_rfc3339(text):
+    """Epoch seconds of an RFC 3339 time as Prometheus writes it (nanoseconds, Z or an offset); None for Go's zero
+    time (a target never scraped) or anything else."""
+    match = _RFC3339.match(text or "")
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    if year <= 1:
+        return None
+    stamp = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    stamp += float("0" + match.group(7)) if match.group(7) else 0.0
+    zone = match.group(8)
+    if zone != "Z":
+        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        stamp -= offset if zone[0] == "+" else -offset
+    return stamp
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class QueryResult:
@@ -143,9 +185,24 @@ class PrometheusAPI:
                 self.where, response.json_error or "no status: success", _excerpt(response, self.secrets)))
         return document.get("data"), document.get("warnings")
 
-    def instant(self, query, deadline):
-        data, warnings = self.get("/api/v1/query", {"query": query}, deadline)
+    def instant(self, query, deadline, at=None):
+        """An instant query, at ``at`` (epoch seconds) when given, else at the server's now."""
+        params = {"query": query}
+        if at is not None:
+            params["time"] = "%.3f" % at
+        data, warnings = self.get("/api/v1/query", params, deadline)
         return parse_query_data(data, warnings)
+
+    def counter_samples(self, name, selector, deadline, at=None):
+        """The raw samples of every series of the counter ``name`` matching ``selector`` (PromQL label matchers, for
+        example ``job="api-canary",route!="/metrics"``): ``[(labels, [(ts, value)])]`` with ``__name__`` in the labels.
+        No aggregation: increases are taken per series (metrics_counts), where a reset or a new series is seen."""
+        result = self.instant("%s{%s}" % (name, selector or ""), deadline, at=at)
+        if result.result_type != "vector":
+            raise SourceError("protocol", "%s: %s{...} returned a %s, not a vector" % (self.where, name, result.result_type))
+        for labels, _points in result.series:
+            labels.setdefault("__name__", name)
+        return result.series
 
     def range(self, query, start, end, step, deadline):
         data, warnings = self.get("/api/v1/query_range", {"query": query, "start": "%.3f" % start,
@@ -153,7 +210,9 @@ class PrometheusAPI:
         return parse_query_data(data, warnings)
 
     def targets(self, deadline):
-        """The active scrape targets ``[{job, instance, health, last_error, scrape_url}]``."""
+        """The active scrape targets ``[{job, instance, health, last_error, scrape_url, labels, last_scrape,
+        last_scrape_duration, scrape_interval}]`` (``last_scrape`` epoch seconds or None when never scraped, the
+        durations in seconds or None)."""
         data, _warnings = self.get("/api/v1/targets", {"state": "active"}, deadline)
         if not isinstance(data, dict) or not isinstance(data.get("activeTargets"), list):
             raise SourceError("protocol", "%s: /api/v1/targets has no data.activeTargets" % self.where)
@@ -162,7 +221,10 @@ class PrometheusAPI:
             labels = item.get("labels") or {}
             targets.append({"job": labels.get("job") or item.get("scrapePool"), "instance": labels.get("instance"),
                             "health": item.get("health") or "unknown", "last_error": item.get("lastError") or "",
-                            "scrape_url": safe_url(item.get("scrapeUrl") or "")})
+                            "scrape_url": safe_url(item.get("scrapeUrl") or ""), "labels": dict(labels),
+                            "last_scrape": parse_rfc3339(item.get("lastScrape")),
+                            "last_scrape_duration": _number(item.get("lastScrapeDuration")),
+                            "scrape_interval": parse_duration(item.get("scrapeInterval"))})
         return targets
 
     def rules(self, deadline):

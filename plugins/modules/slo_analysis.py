@@ -17,15 +17,35 @@ description:
     and returns one check result record per metric (criteria C(slo.error_rate), C(slo.latency_p95), C(slo.availability),
     C(slo.vs_stable) or any other) plus, when asked, one C(monitoring.configured) record. The records are data for the
     release gate; a failing metric does not fail the task.
-  - The numbers come from the Prometheus HTTP API (O(source=prometheus) - instant queries, or range queries where every
-    point must hold) or from the services' own C(/metrics) expositions scraped directly (O(source=scrape) - counters
-    and histograms turned into rates and quantiles from the difference of two scrapes, with counter resets handled as
-    Prometheus does and the quantile interpolated as PromQL's C(histogram_quantile)).
+  - The numbers come from the Prometheus HTTP API (O(source=prometheus)) or from the services' own C(/metrics)
+    expositions scraped directly (O(source=scrape)). A metric with a O(metrics[].kind) is counted the same way from
+    either source - the raw samples of the request counter and of the latency buckets are read at each look (an
+    instant query of the series selected by O(prometheus.variants), or the scrape), and their increases are taken per
+    series with PromQL's reset rule, a series born after the first read counted from 0 (the first 5xx of a canary,
+    which C(rate()) and C(increase()) miss). A metric with a O(metrics[].query) (Prometheus only) is a PromQL value
+    judged against a threshold (an instant query, or a range query where every point must hold).
+  - Two judges (O(metrics[].judge)). C(threshold) - each measurement's value over the window since the previous read
+    against O(metrics[].condition), with Argo's limits below. C(sequential) - the share of bad requests (5xx,
+    not 2xx/3xx, or slower than O(metrics[].boundary)) counted from the first read (the baseline at the start of the
+    call, or O(since)) is judged at every look by a test whose false alarm rate holds however often it looks - a look
+    answers C(fail) (confidently worse than the limit, or than the baseline variant by more than the margin of
+    O(metrics[].compare)), C(pass) (confidently within) or C(continue) (keep measuring). The last look
+    (O(metrics[].count)) is final - undecided there is C(Inconclusive), never a pass (unless O(final_look=false)).
+    No minimum request count applies; a handful of requests never decides. See the collection's docs/criteria.md.
   - Each measurement is C(successful), C(failed), C(inconclusive) or C(error). Inconclusive - the query returned an
     empty vector, more than one series where one is expected (the labels that differ are named), NaN or +/-Inf, or
     less traffic than O(metrics[].traffic.min). No data is never a pass. Error - no answer, an HTTP error, or
     Prometheus's own error (its text is shown, for example the parse error of a malformed PromQL).
-  - A metric's phase follows Argo Rollouts' analysis - C(Failed) once more measurements failed than
+  - With the C(sequential) judge a metric is C(Failed) at the first confidently worse look, C(Error) after more
+    errors in a row than O(metrics[].consecutive_error_limit), and otherwise decided by its last look;
+    O(metrics[].failure_limit), O(metrics[].inconclusive_limit) and O(metrics[].traffic) are for the C(threshold)
+    judge (they must be unset or 0). The raw p95 of the buckets is kept in each look of a C(slow_share) metric as
+    evidence, never judged.
+  - With O(source=prometheus) a counted metric's look waits for fresh data - until Prometheus has scraped every target
+    of the variant (the scrape targets whose labels hold the C(label="value") matchers of its selector) after the
+    look began, at most one scrape interval (from C(lastScrape) and C(scrapeInterval) of the targets API). So a fault
+    is decided within one O(metrics[].interval) plus one scrape interval of the requests that show it.
+  - A C(threshold) metric's phase follows Argo Rollouts' analysis - C(Failed) once more measurements failed than
     O(metrics[].failure_limit), C(Inconclusive) once more were inconclusive than O(metrics[].inconclusive_limit),
     C(Error) once more errors came in a row than O(metrics[].consecutive_error_limit), C(Successful) once
     O(metrics[].count) measurements were taken with at least one successful. A measurement in error is taken again at
@@ -94,6 +114,39 @@ options:
         description: Extra request headers (for example C(X-Scope-OrgID)). Credential headers are never printed.
         type: dict
         default: {}
+      variants:
+        description:
+          - For metrics with a O(metrics[].kind) - per variant name (V(canary), V(stable)) the PromQL label matchers,
+            without braces, that select its raw counter series, for example C(job="api-canary",route!="/metrics").
+            The series are read as they are (no C(rate), no sum) and counted per series.
+          - Its C(label="value") matchers that are target labels (C(job), C(instance)) also find the variant's scrape
+            targets, whose last scrape tells when fresh data is there.
+        type: dict
+      requests_metric:
+        description: The request counter read for counted metrics (its samples' name, with C(_total)).
+        type: str
+        default: http_requests_total
+      latency_metric:
+        description: The latency histogram read for counted metrics (without C(_bucket)), in seconds.
+        type: str
+        default: http_request_latency_seconds
+      status_label:
+        description: The label of O(prometheus.requests_metric) that holds the status (C(5xx), C(2xx) or C(503)).
+        type: str
+        default: status_class
+  since:
+    description:
+      - O(source=prometheus) - count counted metrics from this time instead of the call's first read - epoch seconds
+        or an RFC 3339 time with its zone (V(2026-12-07T04:00:00Z)). The counters' values at that time (Prometheus'
+        instant query at it) are the baseline, so a soak judged round by round counts from the soak's start.
+    type: str
+  final_look:
+    description:
+      - Whether the last look (O(metrics[].count)) of a C(sequential) metric is the final one of its judgement. V(false)
+        for the interim rounds of a soak - undecided there holds (C(pass), with a note) instead of ending
+        C(Inconclusive); a confidently worse look still fails.
+    type: bool
+    default: true
   scrape:
     description:
       - The services' own metrics endpoints, for O(source=scrape). Every target is scraped once per tick and every
@@ -196,6 +249,8 @@ options:
           - A service that has answered no 5xx yet has no 5xx series, so C(sum(rate(...{status_class="5xx"}[1m])))
             is an empty vector (an inconclusive measurement, never a pass). Write the numerator as
             C((sum(rate(...{status_class="5xx"}[1m])) or vector(0))) to read 0 % when there are requests but no errors.
+            Even so C(rate()) misses the first errors of a new series (it needs two samples); a O(metrics[].kind) with
+            O(prometheus.variants) counts them.
           - The service counts Prometheus's own scrapes of C(/metrics) in C(http_requests_total); leave them out with
             C(route!="/metrics"), or a canary without any user traffic still shows traffic (and a diluted error rate).
         type: str
@@ -216,15 +271,44 @@ options:
             required: true
       kind:
         description:
-          - O(source=scrape) - what to compute from two scrapes of the O(metrics[].variant)'s targets, over the
-            requests selected by O(metrics[].match).
+          - What to count from the raw counter samples of the O(metrics[].variant) (its O(scrape.targets) or its
+            O(prometheus.variants) selector), over the requests selected by O(metrics[].match). Not with
+            O(metrics[].query).
           - C(error_rate) - the share of requests whose status is 5xx (a ratio, 0.01 is 1 %).
           - C(availability) - the share of requests answered 2xx or 3xx.
+          - C(slow_share) - the share of requests slower than O(metrics[].boundary), from the histogram's buckets.
           - C(latency_quantile) - the O(metrics[].quantile) of the latency histogram's bucket increases, in seconds.
           - C(request_rate) - requests per second.
           - C(requests) - the number of requests.
         type: str
-        choices: [error_rate, availability, latency_quantile, request_rate, requests]
+        choices: [error_rate, availability, slow_share, latency_quantile, request_rate, requests]
+      boundary:
+        description:
+          - O(metrics[].kind=slow_share) - the latency in seconds above which a request is slow. It must be an upper
+            bound (C(le)) of the service's histogram buckets (the real service - 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10), so
+            the share is exact; another value ends the metric in C(error) naming C(metrics[N].boundary).
+        type: float
+      judge:
+        description:
+          - C(threshold) - each measurement against O(metrics[].condition) / O(metrics[].compare), with Argo's limits.
+          - C(sequential) - the bad share counted from the first read, judged at every look with an anytime-valid
+            test (O(metrics[].kind) C(error_rate), C(availability) or C(slow_share)). A O(metrics[].condition) gives the
+            limit (C(le)/C(lt) a share for errors and slow requests, C(ge)/C(gt) for availability); a
+            O(metrics[].compare) against O(metrics[].compare.baseline_variant) allows O(metrics[].compare.max_increase)
+            points (and/or O(metrics[].compare.max_increase_ratio)) more bad share than the baseline's.
+          - Defaults to O(defaults.judge).
+        type: str
+        choices: [threshold, sequential]
+      false_fail_rate:
+        description:
+          - C(sequential) - the chance (alpha) that this metric fails a variant that is in fact within its limit, over
+            all its looks together. Defaults to O(defaults.false_fail_rate).
+        type: float
+      false_pass_rate:
+        description:
+          - C(sequential) - the chance (beta) that the final look passes a variant that is in fact worse than the limit.
+            Defaults to O(defaults.false_pass_rate).
+        type: float
       variant:
         description:
           - O(source=scrape) - the variant whose targets are measured (required there).
@@ -288,10 +372,12 @@ options:
         type: dict
         suboptions:
           baseline_query:
-            description: O(source=prometheus) - the stable variant's PromQL expression.
+            description: For a metric with a O(metrics[].query) - the stable variant's PromQL expression.
             type: str
           baseline_variant:
-            description: O(source=scrape) - the stable variant (a O(scrape.targets[].variant)).
+            description:
+              - For a metric with a O(metrics[].kind) - the stable variant (a O(scrape.targets[].variant) or a name of
+                O(prometheus.variants)).
             type: str
           baseline_label:
             description: The baseline's name in summaries. Defaults to the baseline variant, else V(stable).
@@ -340,6 +426,19 @@ options:
     type: dict
     default: {}
     suboptions:
+      judge:
+        description: The judge of every metric that names none (see O(metrics[].judge)).
+        type: str
+        choices: [threshold, sequential]
+        default: threshold
+      false_fail_rate:
+        description: The sequential judge's false alarm rate (alpha) per metric.
+        type: float
+        default: 0.01
+      false_pass_rate:
+        description: The sequential judge's false pass rate (beta) per metric at the final look.
+        type: float
+        default: 0.1
       interval:
         description: Seconds between measurements.
         type: float
@@ -636,6 +735,9 @@ def _per_metric_spec():
         match=dict(type="dict"),
         quantile=dict(type="float"),
         traffic=dict(type="dict", options=_traffic_spec()),
+        judge=dict(type="str", choices=list(ma.JUDGES)),
+        false_fail_rate=dict(type="float"),
+        false_pass_rate=dict(type="float"),
     )
 
 
@@ -648,6 +750,7 @@ def _metric_spec():
         range=dict(type="dict", options=dict(seconds=dict(type="float", required=True),
                                              step=dict(type="float", required=True))),
         kind=dict(type="str", choices=list(ma.KINDS)),
+        boundary=dict(type="float"),
         unit=dict(type="str", choices=list(ma.UNITS)),
         condition=dict(type="dict", options=dict(op=dict(type="str", required=True),
                                                  value=dict(type="float", required=True))),
@@ -667,7 +770,7 @@ def _metric_spec():
 def _defaults_spec():
     spec = _per_metric_spec()
     for key in ("interval", "count", "failure_limit", "inconclusive_limit", "consecutive_error_limit", "blocking",
-                "dry_run", "quantile"):
+                "dry_run", "quantile", "judge", "false_fail_rate", "false_pass_rate"):
         spec[key] = dict(spec[key], default=ma.DEFAULTS[key])
     return spec
 
@@ -675,8 +778,13 @@ def _defaults_spec():
 def argument_spec():
     return dict(
         source=dict(type="str", default="prometheus", choices=["prometheus", "scrape"]),
-        prometheus=dict(type="dict", options=dict(api_connection_argument_spec(), headers=dict(type="dict", default={})),
-                        **API_CONNECTION_CONSTRAINTS),
+        prometheus=dict(type="dict", options=dict(
+            api_connection_argument_spec(), headers=dict(type="dict", default={}), variants=dict(type="dict"),
+            requests_metric=dict(type="str", default="http_requests_total"),
+            latency_metric=dict(type="str", default="http_request_latency_seconds"),
+            status_label=dict(type="str", default="status_class")), **API_CONNECTION_CONSTRAINTS),
+        since=dict(type="str"),
+        final_look=dict(type="bool", default=True),
         scrape=dict(type="dict", options=dict(
             targets=dict(type="list", elements="dict", required=True, options=dict(
                 variant=dict(type="str", required=True),

@@ -47,7 +47,10 @@ def test_plan_refuses_what_can_never_be_measured_naming_the_option():
     assert "metrics[0].condition.value must be a finite number" in plan_error(
         [dict(ERROR_RATE, condition={"op": "lt", "value": float("nan")})])
     assert plan_error([ERROR_RATE, ERROR_RATE]) == "metrics[1].name 'error_rate' is used twice"
-    assert "metrics[0].kind needs source=scrape" in plan_error([dict(ERROR_RATE, kind="error_rate")])
+    assert "metrics[0]: give a kind (counted from prometheus.variants) or a query" in plan_error(
+        [dict(ERROR_RATE, kind="error_rate")])
+    assert "metrics[0].kind with source=prometheus needs prometheus.variants" in plan_error(
+        [dict(ERROR_RATE, kind="error_rate", query=None)])
     assert "metrics[0].query is required with source=prometheus" in plan_error([dict(ERROR_RATE, query=None)])
     assert "metrics[0].query needs source=prometheus; with source=scrape set metrics[0].kind" in plan_error(
         [ERROR_RATE], source="scrape")
@@ -61,10 +64,10 @@ def test_plan_refuses_what_can_never_be_measured_naming_the_option():
     assert "metrics[0] needs a condition, a compare or both" in plan_error([dict(ERROR_RATE, condition=None)])
     assert "metrics[0].traffic.query is required with source=prometheus" in plan_error(
         [dict(ERROR_RATE, traffic={"min": 5})])
-    assert "metrics[0].traffic.query needs source=prometheus" in plan_error(
+    assert "metrics[0].traffic.query needs a PromQL metrics[].query" in plan_error(
         [{"name": "e", "kind": "error_rate", "variant": "canary", "condition": {"op": "lt", "value": 0.01},
           "traffic": {"query": "x", "min": 1}}], source="scrape")
-    assert "metrics[0].compare.baseline_query is required with source=prometheus" in plan_error(
+    assert "metrics[0].compare.baseline_query is required with a PromQL metrics[].query" in plan_error(
         [dict(ERROR_RATE, compare={"baseline_variant": "stable", "max_increase": 0.01})])
     assert "metrics[0].compare cannot be used with range" in plan_error(
         [dict(ERROR_RATE, range={"seconds": 60, "step": 5}, compare={"baseline_query": "y", "max_increase": 1})])
@@ -80,7 +83,7 @@ def test_plan_checks_the_schedule_against_the_deadline_and_the_call_has_somethin
     assert message == "metrics[0]: 5 measurements 60 s apart take 240 s, not less than deadline (200.0 s)"
     message = plan_error([{"name": "e", "kind": "error_rate", "variant": "canary", "count": 2, "interval": 60,
                            "condition": {"op": "lt", "value": 0.01}}], source="scrape", deadline=100.0)
-    assert "take 120 s (the first scrape is the baseline)" in message
+    assert "take 120 s (the first read is the baseline)" in message
     assert plan_error([]) == "nothing to analyse: give metrics, require_targets or require_rules"
     assert plan_error([], source="scrape", require_targets=["clean-api"]) == (
         "require_targets and require_rules ask Prometheus: set prometheus")
