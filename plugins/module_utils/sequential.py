@@ -33,12 +33,13 @@ import numbers
 # regressions detectable, large ones make a gross fault fail within a handful of requests.
 SHIFTS_ABOVE = tuple(0.25 * 2.0 ** (index / 2.0) for index in range(9))
 SHIFTS_BELOW = tuple(-shift for shift in SHIFTS_ABOVE)
+_ODDS_FACTORS = tuple(math.exp(shift) for shift in SHIFTS_ABOVE)
 
 # The share of alpha and beta spent on the baseline's bounds in judge_vs_baseline (the canary gets the rest).
 BASELINE_SHARE = 0.1
 
 _LOGIT_RANGE = 50.0  # log-odds searched: shares from about 2e-22 to 1 - 2e-22
-_LOGIT_TOLERANCE = 1e-9
+_LOGIT_TOLERANCE = 1e-8
 _HIGHEST_LIMIT = 1.0 - 1e-12  # an allowance of 100 % still needs a limit below 1 for requests_to_pass
 
 
@@ -74,23 +75,21 @@ def _check_counts(bad, total, bad_name="bad", total_name="total"):
 
 # ----------------------------------------------------------------------------------------- the anytime-valid side
 
-def _softplus(value):
-    """log(1 + e^value) without overflow."""
-    if value > 0:
-        return value + math.log1p(math.exp(-value))
-    return math.log1p(math.exp(value))
-
-
 def _log_mean_exp(values):
     top = max(values)
     return top + math.log(sum(math.exp(value - top) for value in values) / len(values))
 
 
-def _log_mixture_ratio(bad, total, logit_p0, shifts):
+def _log_mixture_ratio(bad, total, logit_p0):
     """log of mean_k (p_k/p0)^bad ((1-p_k)/(1-p0))^(total-bad), with logit(p_k) = logit(p0) + s_k. Written with
-    odds o = e^logit(p0): each term is bad*s_k + total*log((1+o)/(1+o*e^s_k)), strictly monotone in p0."""
-    base = _softplus(logit_p0)
-    return _log_mean_exp([bad * shift + total * (base - _softplus(logit_p0 + shift)) for shift in shifts])
+    the odds o = e^logit(p0): each term is bad*s_k - total*(log(1 + o*e^s_k) - log(1 + o)), strictly monotone in
+    p0 (log-odds stay within +-_LOGIT_RANGE, so o*e^s_k cannot overflow)."""
+    odds = math.exp(logit_p0)
+    base = math.log1p(odds)
+    terms = [bad * shift - total * (math.log1p(odds * factor) - base)
+             for shift, factor in zip(SHIFTS_ABOVE, _ODDS_FACTORS)]
+    top = max(terms)
+    return top + math.log(sum([math.exp(term - top) for term in terms]) / len(terms))
 
 
 def _expit(value):
@@ -104,11 +103,44 @@ def _logit(share):
     return math.log(share) - math.log1p(-share)
 
 
-def _decreasing_root(function, low, high):
+def _score_guess(bad, total, tail, side):
+    """A first guess (log-odds) of a bound ``side`` (-1 lower, +1 upper) of the share: Wilson's score bound with
+    the normal quantile of ``tail`` taken roughly. It only saves iterations; the root finder does the rest."""
+    share, spread = float(bad) / total, 2.0 * math.log(1.0 / tail)
+    width = math.sqrt(spread * (share * (1.0 - share) / total + spread / (4.0 * total * total)))
+    guess = (share + spread / (2.0 * total) + side * width) / (1.0 + spread / total)
+    guess = min(max(guess, 0.1 / total), 1.0 - 0.1 / total)
+    return max(-_LOGIT_RANGE, min(_LOGIT_RANGE, _logit(guess)))
+
+
+def _decreasing_root(function, low, high, guess=None, step=0.25):
     """The crossing of a strictly decreasing ``function`` with ``function(low) >= 0 > function(high)``, as the
-    bracket ``(low, high)`` narrowed to ``_LOGIT_TOLERANCE`` (``low``: where ``function`` is still >= 0). Regula falsi with the Illinois fix, falling
-    back to halving when an estimate leaves the bracket."""
-    f_low, f_high = function(low), function(high)
+    bracket ``(low, high)`` narrowed to ``_LOGIT_TOLERANCE`` (``low``: where ``function`` is still >= 0). A
+    ``guess`` first narrows the bracket by steps that double; then regula falsi with the Illinois fix, falling back
+    to halving when an estimate leaves the bracket."""
+    f_low = f_high = None
+    if guess is not None and low < guess < high:
+        value = function(guess)
+        if value >= 0:
+            low, f_low = guess, value
+            while low + step < high:
+                value = function(low + step)
+                if value < 0:
+                    high, f_high = low + step, value
+                    break
+                low, f_low = low + step, value
+                step *= 2.0
+        else:
+            high, f_high = guess, value
+            while high - step > low:
+                value = function(high - step)
+                if value >= 0:
+                    low, f_low = high - step, value
+                    break
+                high, f_high = high - step, value
+                step *= 2.0
+    f_low = function(low) if f_low is None else f_low
+    f_high = function(high) if f_high is None else f_high
     kept = 0
     for _iteration in range(200):
         if high - low <= _LOGIT_TOLERANCE:
@@ -117,6 +149,8 @@ def _decreasing_root(function, low, high):
         if not low < guess < high:
             guess = (low + high) / 2.0
         f_guess = function(guess)
+        if abs(f_guess) < 1e-12:
+            return guess, guess
         if f_guess >= 0:
             low, f_low = guess, f_guess
             kept = kept + 1 if kept > 0 else 1
@@ -142,14 +176,14 @@ def lower_bound(bad, total, alpha):
         return 0.0
 
     def excess(logit_p0):
-        return _log_mixture_ratio(bad, total, logit_p0, SHIFTS_ABOVE) - threshold
+        return _log_mixture_ratio(bad, total, logit_p0) - threshold
 
     low = -_LOGIT_RANGE
     if excess(low) < 0:
         return 0.0
     # At p0 = the observed share every alternative fits worse than the null: the ratio is <= 1 < 1/alpha there.
     high = _LOGIT_RANGE if bad == total else min(_logit(float(bad) / total), _LOGIT_RANGE)
-    return _expit(_decreasing_root(excess, low, high)[0])
+    return _expit(_decreasing_root(excess, low, high, _score_guess(bad, total, alpha, -1))[0])
 
 
 def upper_bound_anytime(bad, total, alpha):
@@ -210,13 +244,13 @@ def regularized_incomplete_beta(a, b, x):
     return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
 
 
-def _inverse_incomplete_beta(a, b, target):
+def _inverse_incomplete_beta(a, b, target, guess=None):
     """The bracket ``(low, high)`` around the x in (0, 1) with I_x(a, b) = target (I increases with x), searched on
     the log-odds scale so that small shares are as precise as large ones."""
     def shortfall(logit_x):
         return target - regularized_incomplete_beta(a, b, _expit(logit_x))
 
-    low, high = _decreasing_root(shortfall, -_LOGIT_RANGE, _LOGIT_RANGE)
+    low, high = _decreasing_root(shortfall, -_LOGIT_RANGE, _LOGIT_RANGE, guess)
     return _expit(low), _expit(high)
 
 
@@ -230,7 +264,8 @@ def final_upper_bound(bad, total, beta):
     if bad == 0:
         return -math.expm1(math.log(beta) / total)
     # P(X <= bad; p) = 1 - I_p(bad + 1, total - bad); the bound is where it equals beta (rounded up: cautious).
-    return _inverse_incomplete_beta(bad + 1.0, float(total - bad), 1.0 - beta)[1]
+    return _inverse_incomplete_beta(bad + 1.0, float(total - bad), 1.0 - beta,
+                                    _score_guess(bad, total, beta, 1))[1]
 
 
 def final_lower_bound(bad, total, alpha):
@@ -243,7 +278,7 @@ def final_lower_bound(bad, total, alpha):
     if bad == total:
         return math.exp(math.log(alpha) / total)
     # P(X >= bad; p) = I_p(bad, total - bad + 1); the bound is where it equals alpha (rounded down: cautious).
-    return _inverse_incomplete_beta(float(bad), total - bad + 1.0, alpha)[0]
+    return _inverse_incomplete_beta(float(bad), total - bad + 1.0, alpha, _score_guess(bad, total, alpha, -1))[0]
 
 
 def requests_to_pass(limit, beta):
@@ -368,9 +403,9 @@ def judge_vs_baseline(bad, total, base_bad, base_total, margin, alpha, beta, fin
     canary's final upper bound is within what the baseline's final lower bound allows, else inconclusive.
 
     Returns the dict of ``judge_share`` (``limit`` is the allowed share the decision used) plus ``baseline_bad``,
-    ``baseline_total``, ``baseline_share``, ``baseline_upper`` (anytime), ``baseline_lower`` (its final lower bound
-    as of this look), ``allowed`` (for failing: ``margin.allowed(baseline_upper)``), ``allowed_final`` (for passing:
-    ``margin.allowed(baseline_lower)``) and ``margin`` (its description)."""
+    ``baseline_total``, ``baseline_share``, ``baseline_upper`` (anytime), ``baseline_lower`` (final, None before
+    the last look), ``allowed`` (for failing: ``margin.allowed(baseline_upper)``), ``allowed_final`` (for passing:
+    ``margin.allowed(baseline_lower)``, None before the last look) and ``margin`` (its description)."""
     bad, total = _check_counts(bad, total)
     base_bad, base_total = _check_counts(base_bad, base_total, "baseline bad", "baseline total")
     if not isinstance(margin, Margin):
@@ -381,12 +416,16 @@ def judge_vs_baseline(bad, total, base_bad, base_total, margin, alpha, beta, fin
     baseline_upper = upper_bound_anytime(base_bad, base_total, alpha * BASELINE_SHARE)
     allowed = margin.allowed(baseline_upper)
     lower = lower_bound(bad, total, canary_alpha)
-    # What the baseline allows a pass, as it reads now (decides only at the last look; guides "needed" before).
-    baseline_lower = final_lower_bound(base_bad, base_total, beta * BASELINE_SHARE)
-    allowed_final = margin.allowed(baseline_lower)
-    upper = final_upper_bound(bad, total, canary_beta) if final else None
-    needed = requests_to_pass(min(allowed_final, _HIGHEST_LIMIT), canary_beta)
-    decision, reason = _verdict(bad, total, allowed, allowed_final, lower, upper, needed, final)
+    baseline_lower = allowed_final = upper = None
+    if final:
+        baseline_lower = final_lower_bound(base_bad, base_total, beta * BASELINE_SHARE)
+        allowed_final = margin.allowed(baseline_lower)
+        upper = final_upper_bound(bad, total, canary_beta)
+    # Before the last look the baseline's upper bound stands in for its final lower bound: it allows at least as
+    # much, so the count is one a pass needs at the very least.
+    pass_limit = allowed if allowed_final is None else allowed_final
+    needed = requests_to_pass(min(pass_limit, _HIGHEST_LIMIT), canary_beta)
+    decision, reason = _verdict(bad, total, allowed, pass_limit, lower, upper, needed, final)
     limit = allowed_final if final and decision != "fail" else allowed
     baseline_share = float(base_bad) / base_total if base_total else None
     reason = "%s (baseline %s, margin %s)" % (

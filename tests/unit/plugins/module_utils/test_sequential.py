@@ -276,6 +276,16 @@ def test_judge_vs_baseline_without_baseline_traffic_cannot_fail():
     verdict = sq.judge_vs_baseline(300, 300, 0, 0, sq.Margin(points=0.01), ALPHA, BETA, False)
     assert verdict["baseline_upper"] == 1.0 and verdict["allowed"] == 1.0 and verdict["decision"] == "continue"
     assert verdict["baseline_share"] is None and "baseline no requests" in verdict["reason"]
+    assert verdict["baseline_lower"] is None and verdict["allowed_final"] is None
+
+
+def test_judge_vs_baseline_before_the_last_look_names_what_a_pass_needs_at_least():
+    verdict = sq.judge_vs_baseline(0, 50, 0, 450, sq.Margin(points=0.01), ALPHA, BETA, False)
+    assert verdict["decision"] == "continue" and verdict["upper"] is None
+    # The baseline's anytime upper bound allows more than its final lower bound will: a floor on the count.
+    assert verdict["needed"] == sq.requests_to_pass(verdict["allowed"], BETA * (1 - sq.BASELINE_SHARE))
+    assert verdict["needed"] <= sq.requests_to_pass(0.01, BETA * (1 - sq.BASELINE_SHARE))
+    assert "not yet enough requests: a pass needs at least %d clean requests" % verdict["needed"] in verdict["reason"]
 
 
 def test_margin_allowances():
