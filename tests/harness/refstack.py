@@ -64,11 +64,13 @@ FILE_FAULTS = {
     "metrics_open": {}, "estimate_broken": {}, "job_failing": {"job": "email-dlq", "cycles": 2},
     # Canary faults: a share of 500s, added latency, an exporter that is down.
     "error_fraction": {"fraction": 0.05}, "added_latency": {"ms": 600}, "metrics_down": {},
+    # The real API's cold start: its first /openapi.json after a (re)start blocks every request for a while.
+    "cold_start": {"seconds": 4},
 }
 # File faults whose parameters are numbers (stored as floats).
-NUMERIC_PARAMS = {"slow": ("delay",), "error_fraction": ("fraction",), "added_latency": ("ms",)}
+NUMERIC_PARAMS = {"slow": ("delay",), "error_fraction": ("fraction",), "added_latency": ("ms",), "cold_start": ("seconds",)}
 OTHER_FAULTS = {
-    "heartbeat_stale": {"age_seconds": 3600}, "heartbeat_missing": {}, "service_down": {},
+    "heartbeat_stale": {"age_seconds": 3600}, "heartbeat_missing": {}, "service_down": {}, "service_hung": {},
     "second_head": {"down_revision": "0045_export_dead_letter"}, "db_behind": {},
     "db_unknown_revision": {"revision": "ffffdeadbeef"}, "version_table_missing": {}, "version_table_empty": {},
     "rls_disabled": {"table": "leads"}, "rls_not_forced": {"table": "leads"}, "policy_dropped": {"table": "leads"},
@@ -106,6 +108,15 @@ def _is_our_service(pid):
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X") and b"refservice" in cmdline
+
+
+def _process_state(pid):
+    """The state letter of /proc/<pid>/stat (R running, S sleeping, T stopped, Z zombie), None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 class RefStackError(RuntimeError):
@@ -558,6 +569,7 @@ class RefStack:
             return
         try:
             os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a hung (stopped) service acts on SIGTERM only once it runs again
         except ProcessLookupError:
             pid = None
         deadline = time.monotonic() + timeout
@@ -682,6 +694,8 @@ class RefStack:
         getattr(self, "_fault_" + name)(**values)
 
     def _set_file_fault(self, name, values):
+        if name == "cold_start" and os.path.exists(os.path.join(self.state_dir, "cold_start.json")):
+            os.unlink(os.path.join(self.state_dir, "cold_start.json"))
         faults = self._file_faults()
         values, stored = file_fault_values(name, values)
         faults[name] = stored
@@ -708,6 +722,35 @@ class RefStack:
 
     def _fault_service_down(self):
         self._stop_service()
+
+    def _fault_service_hung(self):
+        """SIGSTOP, as a hung process is seen from outside: its listening socket still accepts connections (the
+        kernel completes them) and nothing answers. clear_faults(), restart() and stop() continue it first."""
+        if not self.service_alive():
+            raise RefStackError("service_hung needs the service running")
+        os.kill(self.service_pid, signal.SIGSTOP)
+        # The signal is delivered asynchronously: the fault is on once the process is seen stopped.
+        deadline = time.monotonic() + 30
+        while _process_state(self.service_pid) != "T":
+            if time.monotonic() > deadline:
+                raise RefStackError("the service (pid %s) did not stop within 30 s" % self.service_pid)
+            time.sleep(0.01)
+
+    def _continue_service(self):
+        if self.service_pid and self.service_alive():
+            try:
+                os.kill(self.service_pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def cold_start_report(self):
+        """What the ``cold_start`` fault recorded once the schema was built: {seconds, stalled: ["GET /readyz", ...]}
+        (the requests that waited for it), or None when no /openapi.json built it since the fault was set."""
+        try:
+            with open(os.path.join(self.state_dir, "cold_start.json"), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
 
     def _fault_second_head(self, down_revision):
         path = os.path.join(self.migrations_dir, "versions", EXTRA_REVISION + ".py")
@@ -776,8 +819,11 @@ class RefStack:
     def clear_faults(self):
         """Back to the healthy state: no file fault, original migration files, version table at head,
         RLS and policies as migrated, app role NOBYPASSRLS, fresh backup marker and heartbeats, service up."""
+        self._continue_service()
         file_faults = self._file_faults()
         self._save_file_faults({})
+        if os.path.exists(os.path.join(self.state_dir, "cold_start.json")):
+            os.unlink(os.path.join(self.state_dir, "cold_start.json"))
         if "read_only" in file_faults or "mfa_required" in file_faults:
             self._write_env_file()
         versions = os.path.join(self.migrations_dir, "versions")

@@ -87,6 +87,7 @@ class ServiceSet:
         if not pid:
             return False
         os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)  # a stopped (hung) process acts on SIGTERM only once it runs again
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -1,6 +1,8 @@
 """Every fault switch changes what it says, and clear_faults() brings back the GO state."""
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
@@ -59,6 +61,38 @@ def check_service_down(stack):
     assert not stack.service_alive()
     with pytest.raises(requests.ConnectionError):
         requests.get(stack.base_url + "/healthz", timeout=3)
+
+
+def check_service_hung(stack):
+    assert refstack._process_state(stack.service_pid) == "T"  # stopped, yet listening
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as conn:  # the kernel accepts it
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        conn.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            conn.recv(1024)  # and nothing answers
+
+
+def _wait_for(predicate, what, limit=30.0):
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, "no %s within %ss" % (what, limit)
+        time.sleep(0.02)
+
+
+def check_cold_start(stack):
+    assert stack._file_faults()["cold_start"] == {"seconds": 4.0}
+    stack.set_fault("cold_start", seconds=1.0)
+    stack.restart()  # once after a start: the schema is built by the first /openapi.json of the process
+    answers = {}
+    builder = threading.Thread(target=lambda: answers.update(openapi=get(stack, "/openapi.json").status_code))
+    builder.start()
+    _wait_for(lambda: (stack.cold_start_report() or {}).get("building"), "schema build")
+    assert get(stack, "/healthz").status_code == 200  # waits for the build, then answers
+    builder.join(30)
+    assert answers == {"openapi": 200}
+    assert stack.cold_start_report() == {"seconds": 1.0, "building": False, "stalled": ["GET /healthz"]}
+    assert get(stack, "/openapi.json").status_code == 200  # built: no second stall
+    assert stack.cold_start_report()["stalled"] == ["GET /healthz"]
 
 
 def check_second_head(stack):

@@ -89,6 +89,9 @@ ROUTES = [
 ]
 
 
+COLD_START_FILE = "cold_start.json"
+
+
 class HTTPError(Exception):
     """Raised by handlers to answer with an error response."""
 
@@ -179,6 +182,13 @@ class App:
         self._error_seq = 0
         self.routes = {(route.method, route.path): route for route in ROUTES}
         self.paths = {route.path for route in ROUTES}
+        # The cold_start fault: the real API builds its OpenAPI schema on its one event loop on the first
+        # /openapi.json after a start, and every request that arrives meanwhile waits for it.
+        self._loop_lock = threading.Lock()
+        self._schema_built = False
+        self._loop_free = threading.Event()
+        self._loop_free.set()
+        self._stalled = []
 
     # ----------------------------------------------------------------- plumbing
     def faults(self):
@@ -240,8 +250,38 @@ class App:
             return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
         return {}
 
+    def cold_start(self, req, fault):
+        """The first /openapi.json of this process blocks every request for ``seconds``. ``<state_dir>/cold_start.json``
+        says when the build is under way (``building``) and, once it is done, which requests waited (``stalled``)."""
+        with self._loop_lock:
+            building = req.path == "/openapi.json" and not self._schema_built
+            if building:
+                self._schema_built = True
+                self._loop_free.clear()
+            elif not self._loop_free.is_set():
+                self._stalled.append("%s %s" % (req.method, req.path))
+        if not building:
+            self._loop_free.wait()
+            return
+        seconds = float((fault or {}).get("seconds", 4))
+        self._cold_start_report({"seconds": seconds, "building": True, "stalled": []})
+        time.sleep(seconds)
+        with self._loop_lock:
+            self._loop_free.set()
+            stalled = list(self._stalled)
+        self._cold_start_report({"seconds": seconds, "building": False, "stalled": stalled})
+
+    def _cold_start_report(self, report):
+        if self.settings.state_dir:
+            path = os.path.join(self.settings.state_dir, COLD_START_FILE)
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                json.dump(report, handle)
+            os.replace(path + ".tmp", path)
+
     def handle(self, req):
         """Everything in front of the route handlers, in the order the real middleware stack applies it."""
+        if "cold_start" in req.faults:
+            self.cold_start(req, req.faults["cold_start"])
         slow = req.faults.get("slow")
         if slow is not None:
             time.sleep(float((slow or {}).get("delay", 3)))
