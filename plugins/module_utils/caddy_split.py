@@ -13,6 +13,17 @@ Caddy's admin endpoint ``GET /reverse_proxy/upstreams`` lists each upstream addr
 repeated, and only the upstreams of the running configuration (a reload drops the others): it proves which
 upstreams are in use, not their shares. The shares are checked in the running configuration (``GET /config/``):
 a reverse_proxy handler must dial the upstreams as often as the file lists them.
+
+Two layouts: a snippet (``upstreams_file``, one ``to`` line) that the Caddyfile imports inside its reverse_proxy,
+or the whole Caddyfile written from a template (``caddyfile_template``) whose placeholder takes the upstream list
+inline, as the real service's generator writes ``Caddyfile.canary`` from ``config/canary/Caddyfile.template``. The
+template's output is written in place (same inode): the service's compose file bind-mounts that one file into the
+Caddy container, and a file replaced by a rename would stay invisible there.
+
+Every run compares Caddy's LIVE configuration (admin API) with the wanted split before it decides anything: an
+up-to-date file does not prove that Caddy runs it (an out-of-band ``/load``, a container that kept an old file), so
+a running configuration that differs is reloaded from the file even when the file needs no change. A rollback to
+weight 0 therefore converges whatever happened to Caddy in between.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,6 +58,8 @@ RECORD_NAME = "canary.step.split"
 MANAGED_BY = "# Managed by cleanwithsnapshot.release.traffic_split - do not edit by hand"
 RELOADS = ("admin_api", "command", "none")
 ERROR_EXCERPT = 2000
+# The real service's generator (ops/generate_canary_caddyfile.sh) replaces this in config/canary/Caddyfile.template.
+DEFAULT_PLACEHOLDER = "{{CANARY_UPSTREAM_CONFIG}}"
 
 _UPSTREAM = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?):(?P<port>[0-9]{1,5})$")
 
@@ -159,6 +172,12 @@ class SplitPlan:
         return "%s\n# canary weight %d %%: %d of %d entries on the canary (%s %% of requests)\nto %s\n" % (
             MANAGED_BY, self.weight, self.units["canary"], len(self.entries), _number(self.share), " ".join(self.entries))
 
+    def rendered(self, template, placeholder, source):
+        """The whole Caddyfile: ``template`` with every ``placeholder`` replaced by the upstream list (inline, as the
+        service's generator writes it), under a comment saying where it came from."""
+        return "# Written by cleanwithsnapshot.release.traffic_split from %s: canary weight %d %% (%s %% of requests)\n%s" % (
+            source, self.weight, _number(self.share), template.replace(placeholder, " ".join(self.entries)))
+
     def describe(self):
         return "canary weight %d %% (%d canary, %d stable of %d entries)" % (
             self.weight, self.units["canary"], self.units["stable"], len(self.entries))
@@ -193,39 +212,80 @@ def reverse_proxies(config):
             yield from reverse_proxies(item)
 
 
+def _our_counts(handler, plan):
+    ours = set(plan.stable) | set(plan.canary)
+    dials = [to_text(item.get("dial", "")).lower() for item in handler.get("upstreams") or [] if isinstance(item, dict)]
+    return Counter(dial for dial in dials if dial in ours)
+
+
+def matching_handlers(config, plan):
+    """The reverse_proxy handlers that list the plan's upstreams exactly as often as the plan does."""
+    wanted = Counter(plan.entries)
+    return [handler for handler in reverse_proxies(config) if _our_counts(handler, plan) == wanted]
+
+
 def config_problems(config, plan):
     """Whether a reverse_proxy of the running configuration lists the plan's upstreams as often as the file does
     (its other upstreams, if any, aside): the shares, which the upstream listing cannot show."""
-    ours = set(plan.stable) | set(plan.canary)
-    wanted = Counter(plan.entries)
-    seen = []
-    for handler in reverse_proxies(config):
-        dials = [to_text(item.get("dial", "")).lower() for item in handler.get("upstreams") or [] if isinstance(item, dict)]
-        counts = Counter(dial for dial in dials if dial in ours)
-        if counts == wanted:
-            return []
-        if counts:
-            seen.append(", ".join("%s x%d" % item for item in sorted(counts.items())))
+    if matching_handlers(config, plan):
+        return []
+    seen = [", ".join("%s x%d" % item for item in sorted(counts.items()))
+            for counts in (_our_counts(handler, plan) for handler in reverse_proxies(config)) if counts]
     return ["no reverse_proxy of Caddy's running configuration lists %s (found: %s)" % (
-        ", ".join("%s x%d" % item for item in sorted(wanted.items())), "; ".join(seen) or "none with these upstreams")]
+        ", ".join("%s x%d" % item for item in sorted(Counter(plan.entries).items())),
+        "; ".join(seen) or "none with these upstreams")]
+
+
+def selection_policies(handlers):
+    """The load balancing policies of ``handlers`` (Caddy's default, random, when none is set)."""
+    policies = set()
+    for handler in handlers:
+        policy = ((handler.get("load_balancing") or {}).get("selection_policy") or {}).get("policy")
+        policies.add(to_text(policy or "random"))
+    return sorted(policies)
+
+
+def live_problems(listed, config, plan):
+    """Everything that says Caddy does not run the plan's split: its upstream listing, then its configuration."""
+    problems = listing_problems(listed, plan)
+    if problems:
+        return "Caddy's upstreams do not show the split: %s (listed: %s)" % (
+            "; ".join(problems), join_limited(sorted(set(listed))))
+    problems = config_problems(config, plan)
+    if problems:
+        return "Caddy's running configuration does not hold the split: %s" % "; ".join(problems)
+    return None
+
+
+def caddyfile_imports(caddyfile, snippet):
+    """True when ``caddyfile`` has an ``import`` line naming the snippet's file name, False when it has none, None
+    when it cannot be read here (a Caddyfile known only inside a container)."""
+    try:
+        with open(caddyfile, "rb") as handle:
+            text = to_text(handle.read(), errors="surrogate_or_replace")
+    except (OSError, TypeError):
+        return None
+    name = re.escape(os.path.basename(snippet))
+    return re.search(r"^\s*import\s+(\S*/)?%s\s*$" % name, text, re.MULTILINE) is not None
 
 
 # --------------------------------------------------------------------------------------------------
 # The file
 # --------------------------------------------------------------------------------------------------
 
-def read_current(path):
-    """The file's text, or None when it does not exist. Raises SplitInputError when it cannot be read."""
+def read_current(path, option="upstreams_file"):
+    """The file's text, or None when it does not exist. Raises SplitInputError naming ``option`` when it cannot be
+    read."""
     try:
         with open(path, "rb") as handle:
             return to_text(handle.read(), errors="surrogate_or_strict")
     except FileNotFoundError:
         directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory):
-            raise SplitInputError("upstreams_file: the directory %s does not exist" % directory)
+            raise SplitInputError("%s: the directory %s does not exist" % (option, directory))
         return None
     except (OSError, UnicodeError) as exc:
-        raise SplitInputError("upstreams_file: cannot read %s: %s" % (path, to_native(exc)))
+        raise SplitInputError("%s: cannot read %s: %s" % (option, path, to_native(exc)))
 
 
 def write_atomic(module, path, content):
@@ -246,14 +306,31 @@ def write_atomic(module, path, content):
     module.atomic_move(temp, path)
 
 
-def restore(module, path, previous):
+def write_in_place(module, path, content):
+    """Truncate and write the same file (same inode), as the service's generator does (``sed ... > file``): a
+    container that bind-mounts this one file sees the new content, which a rename would hide from it. Caddy reads
+    the file only when it is reloaded, after the write."""
+    existed = os.path.exists(path)
+    with open(path, "wb") as stream:
+        stream.write(to_bytes(content))
+        stream.flush()
+        os.fsync(stream.fileno())
+    if not existed:
+        os.chmod(path, 0o644)
+
+
+def write_file(module, path, content, in_place):
+    (write_in_place if in_place else write_atomic)(module, path, content)
+
+
+def restore(module, path, previous, in_place=False):
     """Put the previous content back (remove the file when there was none). -> None, or why it failed."""
     try:
         if previous is None:
             if os.path.exists(path):
                 os.unlink(path)
         else:
-            write_atomic(module, path, previous)
+            write_file(module, path, previous, in_place)
     except OSError as exc:
         return "could not restore %s: %s" % (path, to_native(exc))
     return None
@@ -358,21 +435,27 @@ class SplitOptions:
     """The module's options about where the file goes and how Caddy learns of it, validated."""
 
     def __init__(self, params, bin_path, check_mode=False):
-        self.path = params["upstreams_file"]
         self.reload = params["reload"]
         self.admin_url = params["admin_url"]
         self.caddyfile = params.get("caddyfile")
+        self.template = params.get("caddyfile_template")
+        self.placeholder = params.get("template_placeholder") or DEFAULT_PLACEHOLDER
+        # The template layout writes the whole Caddyfile; the snippet layout writes the file the Caddyfile imports.
+        self.path = self.caddyfile if self.template else params["upstreams_file"]
+        self.in_place = bool(self.template)
+        self.template_text = self._template_text() if self.template else None
         self.timeout = params["timeout"]
         if not self.timeout > 0:
             raise SplitInputError("timeout must be greater than 0, got %s" % self.timeout)
         self.verify = params["verify_upstreams"]
         if self.verify is None:
-            self.verify = self.reload == "admin_api"
+            # Read back whatever reloads Caddy: a command's exit status does not say which configuration runs.
+            self.verify = self.reload != "none"
         if self.reload == "admin_api" or self.verify:
             problem = url_error(self.admin_url or "")
             if problem:
                 raise SplitInputError("admin_url: %s" % problem)
-        if self.reload == "admin_api" and not os.path.isfile(self.caddyfile):
+        if self.reload == "admin_api" and not self.template and not os.path.isfile(self.caddyfile):
             raise SplitInputError("caddyfile: %s is not a file (reload=admin_api posts it to Caddy's /load)" % self.caddyfile)
         self.command = list(params.get("reload_command") or [])
         if self.reload == "command" and not self.command:
@@ -383,6 +466,24 @@ class SplitOptions:
             self.missing_command = "reload_command[0]: %r is not found on this host's PATH" % self.command[0]
             if not check_mode:
                 raise SplitInputError(self.missing_command)
+
+    def _template_text(self):
+        if os.path.realpath(self.template) == os.path.realpath(self.caddyfile):
+            raise SplitInputError("caddyfile_template: %s is also the caddyfile written from it; keep the template apart "
+                                  "(the service keeps config/canary/Caddyfile.template and writes Caddyfile.canary)"
+                                  % self.template)
+        try:
+            with open(self.template, "rb") as handle:
+                text = to_text(handle.read(), errors="surrogate_or_strict")
+        except (OSError, UnicodeError) as exc:
+            raise SplitInputError("caddyfile_template: cannot read %s: %s" % (self.template, to_native(exc)))
+        if self.placeholder not in text:
+            raise SplitInputError("caddyfile_template: %s does not contain %s (template_placeholder), where the "
+                                  "upstream list goes" % (self.template, self.placeholder))
+        directory = os.path.dirname(self.caddyfile) or "."
+        if not os.path.isdir(directory):
+            raise SplitInputError("caddyfile: the directory %s does not exist" % directory)
+        return text
 
     def how(self):
         return {"admin_api": "Caddy's admin API (POST /load)", "command": "%s" % " ".join(self.command),
@@ -397,7 +498,8 @@ def admin_address(admin_url):
 
 
 class SplitRun:
-    """Write the plan's file (when it differs), reload Caddy, verify, and undo a step that failed."""
+    """Compare Caddy's running configuration with the plan, write the file (when it differs), reload (when the file
+    or the running configuration differs), verify, and undo a step that failed."""
 
     def __init__(self, module, plan, options, client):
         self.module = module
@@ -405,14 +507,17 @@ class SplitRun:
         self.options = options
         self.client = client
         self.watch = Stopwatch()
-        self.previous = read_current(options.path)
+        self.previous = read_current(options.path, "caddyfile" if options.template else "upstreams_file")
+        self.content = plan.rendered(options.template_text, options.placeholder, options.template) \
+            if options.template else plan.content
         self.saved_config = None
-        self.changed = self.previous != plan.content
+        self.drift = None
+        self.changed = self.previous != self.content
         self.result = {"weight": plan.weight, "units": plan.units, "upstreams": plan.entries, "canary_share": plan.share,
                        "upstreams_file": options.path, "reload": options.reload, "reloaded": False, "verified": None,
                        "restored": False}
         if module._diff:
-            self.result["diff"] = {"before": self.previous or "", "after": plan.content,
+            self.result["diff"] = {"before": self.previous or "", "after": self.content,
                                    "before_header": options.path, "after_header": options.path}
 
     def reload(self):
@@ -422,31 +527,64 @@ class SplitRun:
             return reload_command(self.module, self.options.command)
         return None
 
-    def verify(self):
-        """-> None, or what is wrong with Caddy's upstream listing (recorded in the result either way)."""
-        listed, problem = fetch_listing(self.client, self.options.admin_url, self.options.timeout)
-        if problem:
-            return problem
-        self.result["upstreams_listed"] = sorted(set(listed))
-        problems = listing_problems(listed, self.plan)
-        if problems:
-            return "Caddy's upstreams do not show the split: %s (listed: %s)" % (
-                "; ".join(problems), join_limited(sorted(set(listed))))
+    def read_live(self):
+        """-> (listed, config, None) or (None, None, why Caddy's admin API could not be read)."""
         config, problem = running_config(self.client, self.options.admin_url, self.options.timeout)
         if problem:
+            return None, None, problem
+        listed, problem = fetch_listing(self.client, self.options.admin_url, self.options.timeout)
+        if problem:
+            return None, None, problem
+        self.result["upstreams_listed"] = sorted(set(listed))
+        return listed, config, None
+
+    def compare(self, listed, config, after_reload=False):
+        """-> None when Caddy runs the plan's split, else what differs (after a reload of the file, with how to fix
+        the layout when it is the snippet that Caddy does not use). Notes the policy that picks among the upstreams."""
+        parsed = json.loads(to_text(config))
+        problem = live_problems(listed, parsed, self.plan)
+        if problem:
+            return problem + (self.layout_hint(parsed) if after_reload else "")
+        policies = selection_policies(matching_handlers(parsed, self.plan))
+        self.result["lb_policy"] = ", ".join(policies)
+        if 0 < self.plan.weight < 100 and policies != ["round_robin"]:
+            self.module.warn("Caddy picks among the upstreams with %s: the canary's share is only approximately %s %% "
+                             "(random_choose 2 sends fewer requests to a slower canary); lb_policy round_robin gives "
+                             "the exact share" % (self.result["lb_policy"], _number(self.plan.share)))
+        return None
+
+    def layout_hint(self, config):
+        """Why a snippet the running configuration does not use is no split at all, and what to add."""
+        if self.options.template or matching_handlers(config, self.plan):
+            return ""
+        imports = caddyfile_imports(self.options.caddyfile, self.options.path) if self.options.caddyfile else None
+        why = ("%s imports no file named %s" % (self.options.caddyfile, os.path.basename(self.options.path))
+               if imports is False else "no reverse_proxy of the running configuration lists its upstreams")
+        return ("; Caddy does not use %s (%s): add `import %s` (the path as Caddy sees it) inside the reverse_proxy "
+                "block that serves the API, in place of its upstream addresses, with `lb_policy round_robin` - "
+                "or write the whole Caddyfile from a template (caddyfile_template)" % (
+                    self.options.path, why, self.options.path))
+
+    def verify(self):
+        """-> None, or what is wrong with Caddy's live upstreams (recorded in the result either way)."""
+        listed, config, problem = self.read_live()
+        if problem:
             return problem
-        problems = config_problems(json.loads(to_text(config)), self.plan)
-        if problems:
-            return "Caddy's running configuration does not hold the split: %s" % "; ".join(problems)
+        problem = self.compare(listed, config, after_reload=self.result["reloaded"])
+        if problem:
+            return problem
         self.result["verified"] = True
         return None
 
     def undo(self, step, problem):
         """A failed step: the previous file back; when the new one had been loaded, Caddy's previous configuration
-        loaded again (admin_api: the configuration saved before the change; command: the command once more)."""
-        failure = restore(self.module, self.options.path, self.previous)
-        self.result["restored"] = failure is None
-        notes = [failure or "the previous content of %s was restored" % self.options.path]
+        loaded again (the configuration saved before the change; without one, the reload command once more)."""
+        if self.changed:
+            failure = restore(self.module, self.options.path, self.previous, self.options.in_place)
+            self.result["restored"] = failure is None
+            notes = [failure or "the previous content of %s was restored" % self.options.path]
+        else:
+            notes = ["%s was not changed" % self.options.path]
         if step == "verify" and self.result["reloaded"]:
             if self.saved_config is not None:
                 again = load_config(self.client, self.options.admin_url, self.saved_config, self.options.timeout)
@@ -462,37 +600,58 @@ class SplitRun:
         """-> (ok, result). ``result`` holds the record; ``msg`` when not ok."""
         if self.module.check_mode:
             return self.plan_only()
-        if self.changed:
-            if self.options.reload == "admin_api":
-                self.saved_config, problem = running_config(self.client, self.options.admin_url, self.options.timeout)
-                if problem:
-                    return self.finish(ERROR, "reload failed: %s; nothing was changed" % problem, changed=False)
-            write_atomic(self.module, self.options.path, self.plan.content)
+        if self.options.verify:
+            listed, self.saved_config, problem = self.read_live()
+            if problem:
+                return self.finish(ERROR, "reading Caddy's running configuration failed: %s; nothing was changed"
+                                   % problem, changed=False)
+            self.drift = self.compare(listed, self.saved_config)
+        elif self.options.reload == "admin_api":
+            self.saved_config, problem = running_config(self.client, self.options.admin_url, self.options.timeout)
+            if problem:
+                return self.finish(ERROR, "reload failed: %s; nothing was changed" % problem, changed=False)
+        repair = bool(self.drift) and self.options.reload != "none"
+        if self.changed or repair:
+            if self.changed:
+                write_file(self.module, self.options.path, self.content, self.options.in_place)
             problem = self.reload()
             if problem:
                 return self.undo("reload", problem)
             self.result["reloaded"] = self.options.reload != "none"
-        if self.options.verify:
-            problem = self.verify()
-            if problem:
-                if self.changed:
+            if self.options.verify:
+                problem = self.verify()
+                if problem:
                     return self.undo("verify", problem)
-                return self.finish(ERROR, "verify failed: %s (%s was already up to date, nothing was changed)"
-                                   % (problem, self.options.path), changed=False)
-        done = "wrote %s and reloaded through %s" % (self.options.path, self.options.how()) if self.changed else \
-            "%s already up to date, no reload" % self.options.path
+        elif self.drift:
+            self.result["verified"] = False
+            return self.finish(ERROR, "verify failed: %s (%s is up to date; reload=none leaves the reload to you)"
+                               % (self.drift, self.options.path), changed=False)
+        elif self.options.verify:
+            self.result["verified"] = True
+        return self.finish(PASS, "%s; %s" % (self.done_text(), self.verified_text()), changed=self.changed or repair)
+
+    def done_text(self):
+        how = self.options.how()
         if self.changed and self.options.reload == "none":
-            done = "wrote %s (reload=none: Caddy reads it at its next reload)" % self.options.path
-        return self.finish(PASS, "%s; %s" % (done, self.verified_text()), changed=self.changed)
+            return "wrote %s (reload=none: Caddy reads it at its next reload)" % self.options.path
+        if self.changed:
+            return "wrote %s and reloaded through %s" % (self.options.path, how)
+        if self.drift:
+            return "%s already up to date but Caddy did not run it (%s): reloaded through %s" % (
+                self.options.path, self.drift, how)
+        return "%s already up to date, no reload" % self.options.path
 
     def plan_only(self):
-        """Check mode: nothing written, nothing reloaded; an unchanged file is verified (a read)."""
+        """Check mode: nothing written, nothing reloaded; Caddy's live configuration is compared (a read)."""
+        note = " (but %s)" % self.options.missing_command if self.options.missing_command else ""
         if self.changed:
-            note = " (but %s)" % self.options.missing_command if self.options.missing_command else ""
             return self.finish(SKIPPED, "check mode: would write %d entries to %s and reload through %s%s" % (
                 len(self.plan.entries), self.options.path, self.options.how(), note), changed=True)
         if self.options.verify:
             problem = self.verify()
+            if problem and self.options.reload != "none":
+                return self.finish(SKIPPED, "check mode: %s is up to date but %s: would reload through %s%s" % (
+                    self.options.path, problem, self.options.how(), note), changed=True)
             if problem:
                 return self.finish(ERROR, "verify failed: %s (%s is up to date)" % (problem, self.options.path), changed=False)
         return self.finish(PASS, "%s already up to date; %s" % (self.options.path, self.verified_text()), changed=False)
@@ -507,11 +666,16 @@ class SplitRun:
         evidence = {"weight": self.plan.weight, "units": self.plan.units, "canary_share": self.plan.share,
                     "upstreams": self.plan.entries, "upstreams_file": self.options.path, "reload": self.options.reload,
                     "reloaded": self.result["reloaded"], "verified": self.result["verified"],
-                    "restored": self.result["restored"]}
-        if "upstreams_listed" in self.result:
-            evidence["upstreams_listed"] = self.result["upstreams_listed"]
+                    "restored": self.result["restored"], "drift_repaired": bool(self.drift) and status == PASS
+                    and self.result["reloaded"]}
+        for key in ("upstreams_listed", "lb_policy"):
+            if key in self.result:
+                evidence[key] = self.result[key]
+        if self.options.template:
+            evidence["caddyfile_template"] = self.options.template
         if self.options.reload != "none" or self.options.verify:
             evidence["admin_url"] = safe_url(self.options.admin_url)
+        self.result["drift_repaired"] = evidence["drift_repaired"]
         record = make_record(CRITERION, status, summary, evidence=evidence, name=RECORD_NAME,
                              duration_ms=self.watch.elapsed_ms)
         overview = summarize([record])
@@ -527,7 +691,9 @@ def argument_spec():
         stable_upstreams=dict(type="list", elements="str", required=True),
         canary_upstreams=dict(type="list", elements="str", required=True),
         max_units=dict(type="int", default=20),
-        upstreams_file=dict(type="path", required=True),
+        upstreams_file=dict(type="path"),
+        caddyfile_template=dict(type="path"),
+        template_placeholder=dict(type="str", default=DEFAULT_PLACEHOLDER),
         reload=dict(type="str", default="admin_api", choices=list(RELOADS)),
         admin_url=dict(type="str", default="http://127.0.0.1:2019"),
         caddyfile=dict(type="path"),
@@ -538,3 +704,6 @@ def argument_spec():
 
 
 REQUIRED_IF = [("reload", "admin_api", ("caddyfile",)), ("reload", "command", ("reload_command", "caddyfile"), True)]
+REQUIRED_ONE_OF = [("upstreams_file", "caddyfile_template")]
+MUTUALLY_EXCLUSIVE = [("upstreams_file", "caddyfile_template")]
+REQUIRED_BY = {"caddyfile_template": ("caddyfile",)}

@@ -10,13 +10,27 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: traffic_split
-short_description: Set the canary's share of traffic in Caddy (repeated upstreams under round_robin)
+short_description: Set the canary's share of traffic in Caddy (repeated upstreams) and make Caddy run it
 version_added: 0.1.0
 description:
-  - Writes the Caddyfile snippet O(upstreams_file) - a comment saying it is managed, then one
-    C(to host:port host:port ...) line - that the main Caddyfile imports inside its C(reverse_proxy) block
-    (C(reverse_proxy { import <upstreams_file>; lb_policy round_robin })), reloads Caddy and checks that Caddy uses
-    the upstreams it should. Used by the canary role for each traffic stage (criterion C(canary.step)).
+  - Sets the canary's share in one of two layouts, reloads Caddy and checks, through its admin API, that Caddy runs
+    the split. Used by the canary role for each traffic stage and for the rollback (criterion C(canary.step)).
+  - The snippet layout (O(upstreams_file)) - writes a Caddyfile snippet, a comment saying it is managed, then one
+    C(to host:port host:port ...) line, that the main Caddyfile imports inside its C(reverse_proxy) block
+    (C(reverse_proxy { import <upstreams_file>; lb_policy round_robin })). When, after the reload, no
+    C(reverse_proxy) of Caddy's running configuration lists the upstreams as the snippet does, the task fails
+    saying what to add to the Caddyfile (the C(import) line) - so a Caddyfile that does not import the snippet is
+    found at the first stage, not by a stage that sees no canary traffic.
+  - The template layout (O(caddyfile_template)) - writes the whole O(caddyfile) from a template, every
+    O(template_placeholder) replaced by the upstream list, as the real service's C(ops/generate_canary_caddyfile.sh)
+    writes C(Caddyfile.canary) from C(config/canary/Caddyfile.template) (the upstreams inline after
+    C(reverse_proxy), whatever C(lb_policy) the template sets). The file is rewritten in place (same inode), as that
+    generator does - the service's compose file bind-mounts that single file into the Caddy container, where a file
+    replaced by a rename would never be seen.
+  - Every call first compares Caddy's live configuration (C(GET /config/) and C(GET /reverse_proxy/upstreams)) with
+    the wanted split, and reloads Caddy from the file when they differ even if the file needs no change - a Caddy
+    changed out of band, or one that kept an older file, is brought back to the split. A rollback to weight 0 thus
+    converges whatever happened to Caddy in between.
   - The split is made the way the real service's canary generator makes it - Caddy 2.6 has no weighted load
     balancing policy, so each upstream is listed as often as its weight asks and C(round_robin) goes through the
     list. The canary's O(weight) and the stable side's C(100 - weight) (per upstream, when a side has several) are
@@ -28,14 +42,17 @@ description:
     entry (1 canary entry among 10 gets every tenth request); its admin endpoint C(GET /reverse_proxy/upstreams)
     lists each address once, so it shows which upstreams are in use, not their shares - O(verify_upstreams) reads
     the shares from the running configuration.
-  - The file is written only when its content changes (a second run with the same weight reports
-    C(changed=false) and does not reload), atomically - a temporary file in the same directory renamed over it,
-    keeping its mode and owner.
+  - The file is written only when its content changes, and Caddy reloaded only when the file changed or Caddy's
+    running configuration does not hold the split (a second run with the same weight against an unchanged Caddy
+    reports C(changed=false) and does not reload). A snippet is written atomically - a temporary file in the same
+    directory renamed over it, keeping its mode and owner.
   - A reload that fails puts the previous content back (or removes a file that did not exist) and fails the
     task with Caddy's error text; nothing is left half-applied. A verification that fails after a reload puts the
-    previous file back and loads Caddy's previous configuration again (with O(reload=admin_api) the running
-    configuration is read from C(GET /config/) before the change and posted back; with O(reload=command) the
-    command is run once more).
+    previous file back and loads Caddy's previous configuration again (the running configuration read from
+    C(GET /config/) before the change is posted back; without verification, O(reload=command) runs the command once
+    more).
+  - When Caddy's admin API cannot be read before the change, nothing is changed and the task fails (fail closed -
+    a split that cannot be checked is not applied).
   - Returns one record, criterion C(canary.step), name C(canary.step.split) - C(pass) when applied (and verified,
     unless O(verify_upstreams=false)), C(error) when the reload or the verification failed (the task fails too),
     C(skipped) in check mode when a change would be made.
@@ -48,7 +65,8 @@ attributes:
     support: full
     details:
       - Plans only - reports the upstream list it would write and C(changed), writes nothing and reloads nothing.
-        When the file is already up to date it still verifies Caddy's upstreams (a read).
+        When the file is already up to date it still compares Caddy's live upstreams with it (a read), and reports
+        the reload it would make when they differ.
   diff_mode:
     support: full
     details: The file's content before and after.
@@ -82,12 +100,25 @@ options:
     default: 20
   upstreams_file:
     description:
-      - The Caddyfile snippet to write, on the host the module runs on. Its directory must exist.
+      - The snippet layout - the Caddyfile snippet to write, on the host the module runs on. Its directory must
+        exist.
       - When Caddy runs in a container, mount the file's directory, not the file itself - the file is replaced by a
         rename, and a container that bind-mounts a single file keeps seeing the old one (with O(verify_upstreams)
         the running configuration then does not hold the new split, and the change is undone).
+      - Exactly one of O(upstreams_file) and O(caddyfile_template) is required.
     type: path
-    required: true
+  caddyfile_template:
+    description:
+      - The template layout - a whole Caddyfile with O(template_placeholder) where the upstream list goes (the real
+        service's C(config/canary/Caddyfile.template)). O(caddyfile) is written from it; it must be another file.
+      - Requires O(caddyfile).
+    type: path
+  template_placeholder:
+    description:
+      - The text of O(caddyfile_template) that each time is replaced by the upstream list, space separated. The
+        default is the service generator's.
+    type: str
+    default: "{{CANARY_UPSTREAM_CONFIG}}"
   reload:
     description:
       - How Caddy learns of a changed file.
@@ -104,13 +135,17 @@ options:
     default: admin_api
   admin_url:
     description:
-      - Caddy's admin API, for O(reload=admin_api) and O(verify_upstreams).
+      - Caddy's admin API as this host reaches it, for O(reload=admin_api) and O(verify_upstreams) - whatever the
+        reload method, this is where the split is read back. A Caddy in a container must publish it (on the host's
+        loopback) for the read-back to work.
     type: str
     default: http://127.0.0.1:2019
   caddyfile:
     description:
-      - The path of the main Caddyfile. Required with O(reload=admin_api) (its content is posted), and with
-        O(reload=command) when O(reload_command) is not given.
+      - The path of the main Caddyfile. Required with O(reload=admin_api) (its content is posted), with
+        O(reload=command) when O(reload_command) is not given, and with O(caddyfile_template) (it is written from
+        the template). In the snippet layout, when it can be read here, the message of a snippet Caddy does not use
+        says whether it imports the snippet.
     type: path
   reload_command:
     description:
@@ -121,14 +156,16 @@ options:
     elements: str
   verify_upstreams:
     description:
-      - After the reload, C(GET) O(admin_url)C(/reverse_proxy/upstreams) and check that the canary upstreams are
-        listed when O(weight) is above 0 (and not when it is 0), and the stable ones when it is below 100 (and not at
-        100).
+      - Before anything is changed and again after a reload, C(GET) O(admin_url)C(/reverse_proxy/upstreams) and check
+        that the canary upstreams are listed when O(weight) is above 0 (and not when it is 0), and the stable ones when
+        it is below 100 (and not at 100). A live Caddy that does not hold the split is reloaded even when the file is
+        up to date.
       - That listing names each upstream once, however often it is repeated, so the shares are checked in the
         running configuration too (C(GET /config/)) - a C(reverse_proxy) handler must list the upstreams of this
         module as often as the file does (other upstreams of that handler, if any, aside).
-      - Defaults to true when O(reload=admin_api), else false (a Caddy in a container often has its admin API on
-        the container's loopback only).
+      - Defaults to true for O(reload=admin_api) and O(reload=command) (the exit status of a command does not say
+        which configuration Caddy runs), false for O(reload=none) (nothing reloads Caddy; with true, a Caddy that
+        does not run the split fails the task).
       - The listing holds the upstreams of every C(reverse_proxy) of the running configuration - an upstream that
         another site also proxies to stays listed, and must not be expected to disappear.
     type: bool
@@ -149,6 +186,18 @@ EXAMPLES = r"""
     reload_command: [docker, compose, --project-directory, /opt/cleaning, exec, -T, caddy,
                      caddy, reload, --config, /etc/caddy/Caddyfile]
   register: split
+
+- name: The service's own layout - Caddyfile.canary written whole from its template, reloaded in the container
+  cleanwithsnapshot.release.traffic_split:
+    weight: 25
+    stable_upstreams: [api:8000]
+    canary_upstreams: [api-canary:8000]
+    caddyfile_template: /opt/cleaning/config/canary/Caddyfile.template
+    caddyfile: /opt/cleaning/Caddyfile.canary
+    reload: command
+    reload_command: [docker, compose, --project-directory, /opt/cleaning, exec, -T, caddy,
+                     caddy, reload, --config, /etc/caddy/Caddyfile]
+    admin_url: http://127.0.0.1:2019  # published on the host's loopback
 
 - name: Caddy on the host, reloaded and verified through its admin API
   cleanwithsnapshot.release.traffic_split:
@@ -182,7 +231,7 @@ upstreams:
   elements: str
   sample: [api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api:8000, api-canary:8000]
 upstreams_file:
-  description: The file written.
+  description: The file written - O(upstreams_file), or O(caddyfile) in the template layout.
   returned: always
   type: str
 reload:
@@ -202,17 +251,29 @@ restored:
   returned: always
   type: bool
 upstreams_listed:
-  description: The addresses C(GET /reverse_proxy/upstreams) listed, when it was asked.
+  description: The addresses C(GET /reverse_proxy/upstreams) listed at the last read (after the reload, if any).
   returned: when verified
   type: list
   elements: str
+drift_repaired:
+  description: True when the file was already up to date but Caddy's running configuration was not, and a reload
+    brought it back to the split.
+  returned: always
+  type: bool
+lb_policy:
+  description: The load balancing policy of the C(reverse_proxy) that holds the split (C(random) when the Caddyfile
+    sets none). Other than C(round_robin), the canary's share is approximate, and a warning says so.
+  returned: when verified
+  type: str
+  sample: round_robin
 records:
   description:
     - One check result record, criterion C(canary.step), name C(canary.step.split) - C(pass) (applied, and
       verified unless verification is off), C(error) (reload or verification failed; the task fails) or C(skipped)
       (check mode, a change would be made).
     - C(evidence) holds C(weight), C(units), C(canary_share), C(upstreams), C(upstreams_file), C(reload),
-      C(reloaded), C(verified), C(restored), C(admin_url) and C(upstreams_listed) when verified.
+      C(reloaded), C(verified), C(restored), C(drift_repaired), C(admin_url), C(upstreams_listed) when read,
+      C(lb_policy) when verified and C(caddyfile_template) in the template layout.
   returned: always
   type: list
   elements: dict
@@ -229,7 +290,10 @@ counts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.caddy_split import (
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_BY,
     REQUIRED_IF,
+    REQUIRED_ONE_OF,
     SplitInputError,
     SplitOptions,
     SplitPlan,
@@ -240,7 +304,8 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_tra
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, required_one_of=REQUIRED_ONE_OF,
+                           mutually_exclusive=MUTUALLY_EXCLUSIVE, required_by=REQUIRED_BY, supports_check_mode=True)
     params = module.params
     try:
         plan = SplitPlan(params["weight"], params["stable_upstreams"], params["canary_upstreams"], params["max_units"])

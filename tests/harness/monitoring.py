@@ -620,6 +620,89 @@ class Caddy(_Daemon):
             raise MonitoringError("caddy upstreams: %d %s" % (status, body[:500]))
         return json.loads(body.decode())
 
+    def load_text(self, caddyfile_text):
+        """POST a Caddyfile's text to {admin}/load, no file touched: a change made out of band (the running
+        configuration differs from the files on disk)."""
+        status, answer = http_call("POST", self.admin_url + "/load", body=caddyfile_text.encode(),
+                                   headers={"Content-Type": "text/caddyfile"}, timeout=15)
+        if status != 200:
+            raise MonitoringError("caddy load: %d %s" % (status, answer.decode(errors="replace")[:2000]))
+
+    def inline_text(self, hostports):
+        """This Caddyfile with the upstreams inline (``to`` the given HOST:PORTs) instead of the import: a
+        Caddyfile that does not use the upstreams file."""
+        return self.caddyfile_text().replace("import %s" % self.upstreams_file,
+                                             "to %s" % " ".join(hostport(item) for item in hostports))
+
+    def running_dials(self):
+        """The upstreams (``dial``) of each reverse_proxy handler of the running configuration, repeats kept."""
+        status, body = http_call("GET", self.admin_url + "/config/", timeout=10)
+        if status != 200:
+            raise MonitoringError("caddy config: %d %s" % (status, body[:500]))
+        found = []
+
+        def walk(node):
+            if isinstance(node, dict):
+                if node.get("handler") == "reverse_proxy":
+                    found.append([item.get("dial") for item in node.get("upstreams") or []])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+        walk(json.loads(body.decode()))
+        return found
+
+
+TEMPLATE_PLACEHOLDER = "{{CANARY_UPSTREAM_CONFIG}}"
+
+
+class ServiceLayoutCaddy(Caddy):
+    """Caddy in the real service's canary layout (its config/canary/Caddyfile.template and Caddyfile.canary): no
+    snippet; the whole Caddyfile is written from a template whose ``{{CANARY_UPSTREAM_CONFIG}}`` takes the upstream
+    list inline after ``reverse_proxy``, twice (the admin routes' handle and the site's catch-all), under
+    ``lb_policy``. ``template`` is the template's path, ``caddyfile`` the file written from it (at start: the
+    ``upstreams`` given, as the service's generator writes weight 0 - the stable upstream alone)."""
+
+    def __init__(self, workdir, upstreams, lb_policy="round_robin", port=None, admin_port=None):
+        super().__init__(workdir, port=port, admin_port=admin_port)
+        self.template = self.workdir / "Caddyfile.template"
+        self.lb_policy = lb_policy
+        self._start_upstreams = [hostport(item) for item in upstreams]
+
+    def template_text(self):
+        proxy = ("reverse_proxy %s {\n\t\tlb_policy %s\n\t\theader_down %s {http.reverse_proxy.upstream.hostport}\n\t}"
+                 % (TEMPLATE_PLACEHOLDER, self.lb_policy, self.header))
+        return ("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n}\n\n"
+                "http://127.0.0.1:%d {\n"
+                "\tbind 127.0.0.1\n"
+                "\t@admin path /v1/admin /v1/admin/*\n"
+                "\thandle @admin {\n\t\t%s\n\t}\n\n"
+                "\t%s\n}\n" % (self.admin_port, self.port, proxy.replace("\n", "\n\t"), proxy))
+
+    def caddyfile_text(self):
+        return self.template_text().replace(TEMPLATE_PLACEHOLDER, " ".join(self._start_upstreams))
+
+    def inline_text(self, hostports):
+        return self.template_text().replace(TEMPLATE_PLACEHOLDER, " ".join(hostport(item) for item in hostports))
+
+    def _prepare(self):
+        self.port = self._fixed[0] or free_port()
+        self.admin_port = self._fixed[1] or free_port()
+        self.template.write_text(self.template_text(), encoding="utf-8")
+        self.caddyfile.write_text(self.caddyfile_text(), encoding="utf-8")
+
+    def write_upstreams(self, hostports):
+        raise MonitoringError("the service's layout has no upstreams file: the Caddyfile is written from its template")
+
+    def read_upstreams(self):
+        """The upstreams of the Caddyfile's first reverse_proxy line, in order, repeats kept."""
+        for line in self.caddyfile.read_text(encoding="utf-8").splitlines():
+            words = line.split()
+            if words[:1] == ["reverse_proxy"] and words[-1:] == ["{"]:
+                return words[1:-1]
+        return []
+
 
 class ScrapeRelay(Caddy):
     """A forward proxy (``proxy_url`` of a scrape job) that passes Prometheus's scrapes to loopback targets with

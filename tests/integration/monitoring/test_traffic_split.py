@@ -12,8 +12,9 @@ import stat
 
 import pytest
 
+from loadgen import LoadGenerator
 from modrun import run_module
-from monitoring import Caddy, free_port, http_call
+from monitoring import Caddy, ServiceLayoutCaddy, free_port, http_call
 
 pytestmark = pytest.mark.integration
 
@@ -291,3 +292,167 @@ def test_check_mode_plans_a_command_reload_on_a_host_without_the_command(caddy):
     assert "(but reload_command[0]: 'no-such-docker' is not found on this host's PATH)" in result["records"][0]["summary"]
     assert caddy.upstreams_file.read_text() == before
     assert split(args)["failed"] is True
+
+
+# ---------------------------------------------------------------- Caddy's live configuration, not the file, decides
+def test_a_drifted_caddy_is_repaired_by_the_weight_0_call(caddy):
+    # The file already says weight 0, but Caddy's running configuration was changed out of band (the canary in).
+    split(split_args(caddy, 0))
+    before = caddy.upstreams_file.read_text()
+    caddy.load_text(caddy.inline_text([STABLE, CANARY]))
+    assert listed(caddy) == sorted([STABLE, CANARY])
+    result = split(split_args(caddy, 0))
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True and result["reloaded"] is True and result["verified"] is True
+    assert result["drift_repaired"] is True and result["records"][0]["evidence"]["drift_repaired"] is True
+    summary = result["records"][0]["summary"]
+    assert "already up to date but Caddy did not run it" in summary
+    assert "canary upstream %s is still in Caddy's upstreams at weight 0" % CANARY in summary
+    assert listed(caddy) == [STABLE] and result["upstreams_listed"] == [STABLE]
+    assert caddy.upstreams_file.read_text() == before
+    # Repaired: the next call has nothing to do.
+    again = split(split_args(caddy, 0))
+    assert again["changed"] is False and again["drift_repaired"] is False and again["verified"] is True
+
+
+def test_a_drift_in_the_shares_alone_is_repaired(caddy):
+    # Caddy runs both upstreams 1:1 although the file says 10 %: the listing looks right, the repeat counts do not.
+    split(split_args(caddy, 10))
+    caddy.load_text(caddy.inline_text([STABLE, CANARY]))
+    result = split(split_args(caddy, 10))
+    assert result["drift_repaired"] is True and result["verified"] is True
+    assert [sorted(dials) for dials in caddy.running_dials()] == [sorted([STABLE] * 9 + [CANARY])]
+
+
+def test_command_reload_verifies_by_default(caddy):
+    # A reload command that exits 0 without loading anything: only the read-back through the admin API sees it.
+    before = caddy.upstreams_file.read_text()
+    config = running_config(caddy)
+    result = split(split_args(caddy, 10, reload="command", reload_command=["true"]))
+    assert result["failed"] is True and result["verified"] is False and result["restored"] is True
+    assert "verify failed: Caddy's running configuration does not hold the split" in result["msg"]
+    assert caddy.upstreams_file.read_text() == before
+    assert running_config(caddy) == config
+
+
+def test_command_reload_repairs_a_drift(caddy):
+    command = ["caddy", "reload", "--config", str(caddy.caddyfile), "--adapter", "caddyfile",
+               "--address", caddy.admin_address]
+    split(split_args(caddy, 0, reload="command", reload_command=command))
+    caddy.load_text(caddy.inline_text([STABLE, CANARY]))
+    result = split(split_args(caddy, 0, reload="command", reload_command=command))
+    assert result["drift_repaired"] is True and result["verified"] is True and listed(caddy) == [STABLE]
+
+
+def test_check_mode_reports_the_reload_a_drift_needs(caddy):
+    split(split_args(caddy, 0))
+    caddy.load_text(caddy.inline_text([STABLE, CANARY]))
+    config = running_config(caddy)
+    result = split(split_args(caddy, 0), check_mode=True)
+    assert result["changed"] is True and result["records"][0]["status"] == "skipped"
+    assert "is up to date but Caddy's upstreams do not show the split" in result["records"][0]["summary"]
+    assert "would reload through Caddy's admin API" in result["records"][0]["summary"]
+    assert running_config(caddy) == config
+
+
+def test_a_caddyfile_that_does_not_import_the_snippet_is_named_with_what_to_add(caddy, tmp_path):
+    # The service's own Caddyfile.canary: the upstreams inline, no import.
+    inline = tmp_path / "Caddyfile.canary"
+    inline.write_text(caddy.inline_text([STABLE]))
+    result = split(split_args(caddy, 10, caddyfile=str(inline)))
+    assert result["failed"] is True and result["records"][0]["status"] == "error"
+    assert ("Caddy does not use %s (%s imports no file named %s): add `import %s` (the path as Caddy sees it) "
+            "inside the reverse_proxy block" % (caddy.upstreams_file, inline, caddy.upstreams_file.name,
+                                                caddy.upstreams_file)) in result["msg"]
+    assert "caddyfile_template" in result["msg"]
+    assert listed(caddy) == sorted([STABLE, CANARY]), "Caddy's previous configuration is loaded again"
+
+
+# ---------------------------------------------------------------- the service's own layout: the whole Caddyfile
+@pytest.fixture()
+def service_caddy(tmp_path):
+    with ServiceLayoutCaddy(tmp_path / "caddy", upstreams=[STABLE]) as daemon:
+        yield daemon
+
+
+def template_args(caddy_daemon, weight, **extra):
+    args = {"weight": weight, "stable_upstreams": [STABLE], "canary_upstreams": [CANARY],
+            "caddyfile_template": str(caddy_daemon.template), "caddyfile": str(caddy_daemon.caddyfile),
+            "admin_url": caddy_daemon.admin_url, "reload": "command",
+            "reload_command": ["caddy", "reload", "--config", str(caddy_daemon.caddyfile), "--adapter", "caddyfile",
+                               "--address", caddy_daemon.admin_address]}
+    args.update(extra)
+    return args
+
+
+def test_the_template_layout_writes_the_whole_caddyfile_in_place(service_caddy):
+    inode = os.stat(service_caddy.caddyfile).st_ino
+    result = split(template_args(service_caddy, 25))
+    assert not result.get("failed"), result.get("msg")
+    assert result["changed"] is True and result["verified"] is True and result["lb_policy"] == "round_robin"
+    assert result["upstreams_file"] == str(service_caddy.caddyfile)
+    # Same inode: a container that bind-mounts this one file sees the new content.
+    assert os.stat(service_caddy.caddyfile).st_ino == inode
+    text = service_caddy.caddyfile.read_text()
+    assert text.startswith("# Written by cleanwithsnapshot.release.traffic_split from %s" % service_caddy.template)
+    assert "{{CANARY_UPSTREAM_CONFIG}}" not in text
+    assert service_caddy.read_upstreams() == [STABLE, STABLE, STABLE, CANARY]
+    # Both reverse_proxy blocks of the template (the admin routes and the rest) hold the split.
+    assert [sorted(dials) for dials in service_caddy.running_dials()] == [sorted([STABLE] * 3 + [CANARY])] * 2
+    again = split(template_args(service_caddy, 25))
+    assert again["changed"] is False and again["verified"] is True
+    zero = split(template_args(service_caddy, 0))
+    assert zero["verified"] is True and listed(service_caddy) == [STABLE]
+
+
+def test_the_template_layout_repairs_a_drift(service_caddy):
+    split(template_args(service_caddy, 0))
+    service_caddy.load_text(service_caddy.inline_text([STABLE, CANARY]))
+    result = split(template_args(service_caddy, 0))
+    assert result["drift_repaired"] is True and result["verified"] is True and listed(service_caddy) == [STABLE]
+
+
+def test_the_template_layout_splits_real_traffic(monitoring, tmp_path):
+    stable, canary = monitoring.stable_hostport, monitoring.canary_hostport
+    with ServiceLayoutCaddy(tmp_path / "service-caddy", upstreams=[stable]) as daemon:
+        result = split(dict(template_args(daemon, 10), stable_upstreams=[stable], canary_upstreams=[canary]))
+        assert result["verified"] is True
+        load = LoadGenerator(daemon.url, paths=("/healthz",), requests=100, concurrency=4).run()
+    assert load["by_upstream"] == {stable: 90, canary: 10}
+
+
+def test_random_choose_is_applied_with_a_warning_that_the_share_is_approximate(tmp_path):
+    with ServiceLayoutCaddy(tmp_path / "caddy", upstreams=[STABLE], lb_policy="random_choose 2") as daemon:
+        result = split(template_args(daemon, 10))
+    assert result["verified"] is True and result["lb_policy"] == "random_choose"
+    # ansible-core gives warnings as text or, from 2.19, as structured events: look at their text either way.
+    warnings = json.dumps(result.get("warnings", []))
+    assert "Caddy picks among the upstreams with random_choose: the canary's share is only approximately 10 %" in warnings
+
+
+@pytest.mark.parametrize("change, words", [
+    ("no-placeholder", "caddyfile_template: %s does not contain {{CANARY_UPSTREAM_CONFIG}} (template_placeholder)"),
+    ("same-file", "caddyfile_template: %s is also the caddyfile written from it"),
+    ("both-layouts", "parameters are mutually exclusive: upstreams_file|caddyfile_template"),
+    ("no-caddyfile", "missing parameter(s) required by 'caddyfile_template': caddyfile"),
+])
+def test_bad_template_input_names_the_option(service_caddy, change, words):
+    args = template_args(service_caddy, 10)
+    if change == "no-placeholder":
+        plain = service_caddy.template.with_name("plain.template")
+        plain.write_text(service_caddy.caddyfile.read_text())
+        args["caddyfile_template"] = str(plain)
+    elif change == "same-file":
+        args["caddyfile_template"] = str(service_caddy.caddyfile)
+    elif change == "both-layouts":
+        args["upstreams_file"] = str(service_caddy.workdir / "upstreams.caddy")
+    else:
+        del args["caddyfile"]
+        del args["reload_command"]
+        args["reload"] = "none"  # the reload command's own requirement aside
+    before = service_caddy.caddyfile.read_text()
+    result = split(args)
+    assert result["failed"] is True
+    expected = words % args["caddyfile_template"] if "%s" in words else words
+    assert expected in result["msg"]
+    assert service_caddy.caddyfile.read_text() == before

@@ -180,3 +180,49 @@ def test_the_running_configuration_must_hold_the_shares():
         "no reverse_proxy of Caddy's running configuration lists api-canary:8000 x1, api:8000 x9 "
         "(found: none with these upstreams)"]
     assert cs.config_problems(None, plan)
+
+
+def test_live_problems_reads_the_listing_then_the_configuration():
+    plan = cs.SplitPlan(0, [STABLE], [CANARY])
+    assert cs.live_problems([STABLE], proxy_config([STABLE]), plan) is None
+    assert cs.live_problems([STABLE, CANARY], proxy_config([STABLE]), plan) == (
+        "Caddy's upstreams do not show the split: canary upstream api-canary:8000 is still in Caddy's upstreams at "
+        "weight 0 (listed: api-canary:8000, api:8000)")
+    assert cs.live_problems([STABLE], proxy_config([STABLE, STABLE, "other:1"], [STABLE, STABLE]), plan) == (
+        "Caddy's running configuration does not hold the split: no reverse_proxy of Caddy's running configuration "
+        "lists api:8000 x1 (found: api:8000 x2; api:8000 x2)")
+
+
+def test_the_policy_of_the_matching_handler_is_named():
+    plan = cs.SplitPlan(50, [STABLE], [CANARY])
+    config = proxy_config([STABLE, CANARY], ["other:1"])
+    handler = cs.matching_handlers(config, plan)
+    assert len(handler) == 1 and cs.selection_policies(handler) == ["random"]  # Caddy's default
+    handler[0]["load_balancing"] = {"selection_policy": {"policy": "random_choose", "choose": 2}}
+    assert cs.selection_policies(cs.matching_handlers(config, plan)) == ["random_choose"]
+
+
+def test_the_template_takes_the_upstreams_inline_at_every_placeholder():
+    plan = cs.SplitPlan(25, [STABLE], [CANARY])
+    template = "a {\n\treverse_proxy {{CANARY_UPSTREAM_CONFIG}} {\n\t}\n}\nb {\n\treverse_proxy {{CANARY_UPSTREAM_CONFIG}}\n}\n"
+    text = plan.rendered(template, cs.DEFAULT_PLACEHOLDER, "/srv/Caddyfile.template")
+    lines = text.splitlines()
+    assert lines[0] == ("# Written by cleanwithsnapshot.release.traffic_split from /srv/Caddyfile.template: "
+                        "canary weight 25 % (25 % of requests)")
+    assert lines[2] == "\treverse_proxy api:8000 api:8000 api:8000 api-canary:8000 {"
+    assert lines[6] == "\treverse_proxy api:8000 api:8000 api:8000 api-canary:8000"
+    assert "{{" not in text
+
+
+@pytest.mark.parametrize("caddyfile, imports", [
+    ("x {\n\treverse_proxy {\n\t\timport /etc/caddy/canary-upstreams.caddy\n\t}\n}\n", True),
+    ("x {\n\treverse_proxy {\n\t\timport canary-upstreams.caddy\n\t}\n}\n", True),
+    ("x {\n\treverse_proxy api:8000 {\n\t\tlb_policy random_choose 2\n\t}\n}\n", False),
+    ("x {\n\t# import canary-upstreams.caddy\n\treverse_proxy api:8000\n}\n", False),
+    ("x {\n\timport other-canary-upstreams.caddy.bak\n}\n", False),
+])
+def test_whether_the_caddyfile_imports_the_snippet(tmp_path, caddyfile, imports):
+    path = tmp_path / "Caddyfile"
+    path.write_text(caddyfile)
+    assert cs.caddyfile_imports(str(path), "/opt/app/config/caddy/canary-upstreams.caddy") is imports
+    assert cs.caddyfile_imports(str(tmp_path / "missing"), "canary-upstreams.caddy") is None
