@@ -136,6 +136,17 @@ def begin(state, version, stages, restart=False, started_by=""):
         "mode": "start", "stages_left": stages, "stages_done": [], "failed_step": None}
 
 
+def in_stage(record, weight):
+    """A copy of ``record`` whose evidence names its stage (``stage.weight``): the gate's reports show each stage's
+    measurements from it."""
+    evidence = record.get("evidence")
+    if evidence is None:
+        evidence = {}
+    if not isinstance(evidence, dict):
+        return record  # malformed: the gate names it as such
+    return dict(record, evidence=dict(evidence, stage={"weight": weight}))
+
+
 def step(state, weight, records, allow_unknown=False):
     """Record one stage: ``(new_state, records_for_the_gate, accepted)``.
 
@@ -147,8 +158,8 @@ def step(state, weight, records, allow_unknown=False):
         raise CanaryStateError("weight: %r is not one of the recorded stages %s" % (weight, state.get("stages")))
     label = "stage %d %%" % weight
     record = rollup_record("canary.step", records, name="canary.step.%d" % weight, label=label,
-                           evidence={"weight": weight, "version": state.get("version")})
-    handed = [r for r in records if isinstance(r, dict) and "status" in r]
+                           evidence={"weight": weight, "version": state.get("version"), "stage": {"weight": weight}})
+    handed = [in_stage(r, weight) for r in records if isinstance(r, dict) and "status" in r]
     accepted = record["status"] == PASS
     if record["status"] == ERROR and allow_unknown:
         accepted = True

@@ -139,7 +139,8 @@ accepted:
 records:
   description:
     - O(action=step) - the stage's check records (as given; with O(allow_unknown) undecided ones as advisory) and
-      one C(canary.step) record named C(canary.step.<weight>) whose evidence lists every part.
+      one C(canary.step) record named C(canary.step.<weight>) whose evidence lists every part. The evidence of
+      each of them names the stage, C(stage.weight), so the gate's reports show the measurements stage by stage.
     - O(action=finish) - one C(canary.promoted) (pass) or C(canary.rolled_back) (fail) record with every step.
     - O(action=begin) - in check mode one skipped C(canary.step) record with the plan; C(canary.promoted) when done.
   returned: always

@@ -29,6 +29,14 @@ description:
     so no reader ever sees a half-written report. C(gonogo.json) for machines, C(gonogo.md) for humans
     (verdict banner, failing criteria first with their summary and key evidence, then every criterion),
     and C(junit.xml) (one test case per criterion and host).
+  - A canary's stages are shown stage by stage. A record whose evidence names its stage (C(stage.weight), set by
+    M(cleanwithsnapshot.release.canary_state) on every record of a stage) belongs to that stage. C(gonogo.md) has a
+    table per stage (and host) of its SLO records (C(slo.*) criteria, or records with C(measurements)) with the
+    canary's value, the stable (baseline) value, the threshold, the requests each side served, the looks taken and
+    the last look's note, read from the last measurement that has a value; a figure a record does not carry is
+    shown as C(-). C(junit.xml) has one test case per criterion, host and stage (named like
+    C(slo.error_rate [app1, stage 10 %])) whose text and properties carry those figures, and the stage's
+    C(canary.step) case carries the stage's table.
   - Evidence is redacted again before anything is written or returned. Values of keys that look like secrets
     (password, token, secret, authorization, dsn, api key, cookie, credential) and every value of
     O(redact_values) are masked.

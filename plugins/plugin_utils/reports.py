@@ -3,6 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The gate's reports: the task's one-line message, the set_stats data, and the writers of
 gonogo.json, gonogo.md (Markdown) and junit.xml (JUnit XML) from the report ``decision.evaluate`` made.
+A canary's SLO records are shown per stage with their figures (stage_measurements.py reads them).
 
 Controller-only, standard library only; the three files are written atomically.
 """
@@ -32,6 +33,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.decision
     pick_worst,
     truncate,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import stage_measurements
 
 REPORT_FILES = {"json": "gonogo.json", "markdown": "gonogo.md", "junit": "junit.xml"}
 
@@ -158,13 +160,21 @@ def _md_header(report):
     return lines
 
 
+def _record_where(record):
+    """The record's host, and its canary stage when it has one: ``app1, stage 25 %``."""
+    weight = stage_measurements.stage_of(record)
+    if weight is None:
+        return host_label(record["host"])
+    return "%s, %s" % (host_label(record["host"]), stage_measurements.stage_label(weight))
+
+
 def _md_problem_rows(criterion):
     shown = [r for r in criterion["records"] if r["blocking"] and not r["waived"]
              and (r["status"] in (FAIL, ERROR) or r["check_mode_skip"])]
     if not shown:
         return [[_cell(criterion["criterion"]), "**%s**" % criterion["outcome"].upper(), "-", criterion["status"],
                  _cell("; ".join(criterion["reasons"]) or criterion["summary"], SUMMARY_LIMIT), ""]]
-    return [[_cell(criterion["criterion"]), "**%s**" % criterion["outcome"].upper(), _cell(host_label(r["host"])),
+    return [[_cell(criterion["criterion"]), "**%s**" % criterion["outcome"].upper(), _cell(_record_where(r)),
              r["status"], _cell(r["summary"], SUMMARY_LIMIT), _cell(_evidence_text(r["evidence"]))] for r in shown]
 
 
@@ -175,6 +185,42 @@ def _md_problems(report):
         return ["## %s" % title, "", "None.", ""]
     rows = [row for criterion in problem for row in _md_problem_rows(criterion)]
     return _md_table(title, ("Criterion", "Outcome", "Host", "Status", "Summary", "Key evidence"), rows)
+
+
+def _md_stage(group):
+    title = stage_measurements.stage_label(group["weight"]).capitalize() if group["weight"] is not None \
+        else "SLO measurements without a stage"
+    if group["host"]:
+        title += " on %s" % group["host"]
+    step = group["step"]
+    lines = ["### %s%s" % (_cell(title), ": %s" % step["status"] if step else ""), ""]
+    if step:
+        lines.extend(["%s" % _cell(step["summary"], SUMMARY_LIMIT), ""])
+    if group["rows"]:
+        columns = stage_measurements.COLUMNS
+        lines.extend(["| %s |" % " | ".join(columns), "|%s|" % "|".join("---" for dummy in columns)])
+        lines.extend("| %s |" % " | ".join(_cell(cell, SUMMARY_LIMIT) for cell in stage_measurements.row_cells(item))
+                     for item in group["rows"])
+    else:
+        lines.append("No SLO measurement was recorded in this stage.")
+    if group["others"]:
+        lines.extend(["", "Also checked: %s" % _cell(", ".join(
+            "%s %s" % (name, status) for dummy, name, status in group["others"]))])
+    lines.append("")
+    return lines
+
+
+def _md_stages(report):
+    """A table per canary stage (per host) of its SLO records' figures; nothing when the report has none."""
+    groups = stage_measurements.stages(report)
+    if not groups:
+        return []
+    lines = ["## Measurements by stage", "",
+             "The last look of each SLO record: the canary's value, the stable (baseline) value, the threshold and "
+             "the requests each served.", ""]
+    for group in groups:
+        lines.extend(_md_stage(group))
+    return lines
 
 
 def _md_waived(report):
@@ -232,7 +278,7 @@ def _md_all_criteria(report):
     return _md_table("All criteria", ("Criterion", "Outcome", "Status", "Blocking", "Required", "Hosts", "Summary"), rows)
 
 
-_MD_SECTIONS = (_md_header, _md_problems, _md_waived, _md_advisory, _md_unapplied_waivers, _md_missing_hosts,
+_MD_SECTIONS = (_md_header, _md_problems, _md_stages, _md_waived, _md_advisory, _md_unapplied_waivers, _md_missing_hosts,
                 _md_input_errors, _md_all_criteria)
 
 
@@ -270,41 +316,80 @@ def _junit_host_case(criterion, recs):
     return SKIPPED, "skipped", text
 
 
+def _case_order(key):
+    host, weight = key
+    return (host is not None, host or "", weight is not None, weight or 0)
+
+
 def _junit_cases(report):
-    """One case per criterion x host: (criterion, host, records, kind, text, type)."""
+    """One case per criterion x host x canary stage (records without a stage make one case per host):
+    (criterion, host, stage weight or None, records, kind, text, type)."""
     cases = []
     for criterion in report["criteria"]:
-        by_host = {}
+        by_case = {}
         for record in criterion["records"]:
-            by_host.setdefault(record["host"], []).append(record)
-        if not by_host:
+            by_case.setdefault((record["host"], stage_measurements.stage_of(record)), []).append(record)
+        if not by_case:
             if criterion["missing"]:
-                cases.append((criterion, None, [], ERROR, "; ".join(criterion["reasons"]) or "no result", "missing"))
+                cases.append((criterion, None, None, [], ERROR, "; ".join(criterion["reasons"]) or "no result", "missing"))
             else:
-                cases.append((criterion, None, [], SKIPPED, "waived: " + "; ".join(criterion["reasons"]), "waived"))
+                cases.append((criterion, None, None, [], SKIPPED, "waived: " + "; ".join(criterion["reasons"]), "waived"))
             continue
-        for host in sorted(by_host, key=lambda h: (h is not None, h or "")):
-            kind, info, text = _junit_host_case(criterion, by_host[host])
-            cases.append((criterion, host, by_host[host], kind, text, info))
+        for key in sorted(by_case, key=_case_order):
+            kind, info, text = _junit_host_case(criterion, by_case[key])
+            cases.append((criterion, key[0], key[1], by_case[key], kind, text, info))
     return cases
 
 
-def _junit_testcase(suite, counts, case_data):
+def _junit_record_text(criterion, record, weight):
+    text = "%s %s: %s" % (host_label(record["host"]), record["status"], record["summary"])
+    if stage_measurements.is_slo_record(criterion["criterion"], record):
+        item = stage_measurements.row(criterion["criterion"], record)
+        where = stage_measurements.stage_label(weight) if weight is not None else "measured"
+        text += "\n%s: %s" % (where, stage_measurements.figures_line(item))
+    if record["evidence"]:
+        text += "\nevidence: %s" % _evidence_text(record["evidence"])
+    return text
+
+
+def _junit_properties(case, criterion, recs, weight):
+    """The stage and each SLO record's figures, for a machine reading the JUnit file."""
+    props = []
+    if weight is not None:
+        props.append(("stage_weight", str(weight)))
+    for record in recs:
+        if stage_measurements.is_slo_record(criterion["criterion"], record):
+            item = stage_measurements.row(criterion["criterion"], record)
+            for key in ("canary", "stable", "threshold", "requests"):
+                props.append(("%s.%s" % (record["name"], key), item[key]))
+    if props:
+        node = ET.SubElement(case, "properties")
+        for name, value in props:
+            ET.SubElement(node, "property", {"name": _xml_text(name), "value": _xml_text(value)})
+
+
+def _junit_testcase(suite, counts, case_data, stage_groups):
     """Add one testcase; returns its time in seconds."""
-    criterion, host, recs, kind, text, info = case_data
+    criterion, host, weight, recs, kind, text, info = case_data
     counts["tests"] += 1
-    name = criterion["criterion"] if host is None else "%s [%s]" % (criterion["criterion"], host)
+    where = [h for h in (host,) if h is not None]
+    if weight is not None:
+        where.append(stage_measurements.stage_label(weight))
+    name = criterion["criterion"] + (" [%s]" % ", ".join(where) if where else "")
     seconds = sum(r["duration_ms"] for r in recs) / 1000.0
     case = ET.SubElement(suite, "testcase", {
         "classname": _xml_text("gonogo.%s" % criterion["criterion"].split(".", 1)[0]),
         "name": _xml_text(name),
         "time": "%.3f" % seconds,
     })
+    _junit_properties(case, criterion, recs, weight)
     short = _xml_text(truncate(text, 500))
-    details = _xml_text("\n".join(
-        "%s %s: %s%s" % (host_label(r["host"]), r["status"], r["summary"],
-                         ("\nevidence: %s" % _evidence_text(r["evidence"])) if r["evidence"] else "")
-        for r in recs) or "; ".join(criterion["reasons"]))
+    details = "\n".join(_junit_record_text(criterion, r, weight) for r in recs) or "; ".join(criterion["reasons"])
+    group = stage_groups.get((host, weight)) if weight is not None else None
+    if group is not None and criterion["criterion"] == stage_measurements.STEP_CRITERION and group["rows"]:
+        details += "\n\nSLO measurements of %s (last look):\n%s" % (
+            stage_measurements.stage_label(weight), stage_measurements.text_table(group["rows"]))
+    details = _xml_text(details)
     if kind == FAIL:
         node = ET.SubElement(case, "failure", {"message": short, "type": info})
         node.text = details
@@ -340,13 +425,15 @@ def _junit_gate_cases(suite, counts, report):
 
 
 def render_junit(report):
-    """JUnit XML: one testcase per criterion x host (fail -> <failure>, error -> <error>, skipped,
-    waived and advisory findings -> <skipped> with the reason)."""
+    """JUnit XML: one testcase per criterion x host, and per canary stage for a stage's records (fail -> <failure>,
+    error -> <error>, skipped, waived and advisory findings -> <skipped> with the reason). An SLO record's figures
+    are in its case's text and properties; a stage's canary.step case carries the stage's table."""
     suite = ET.Element("testsuite")
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
+    stage_groups = dict(((g["host"], g["weight"]), g) for g in stage_measurements.stages(report))
     for case_data in _junit_cases(report):
-        total_time += _junit_testcase(suite, counts, case_data)
+        total_time += _junit_testcase(suite, counts, case_data, stage_groups)
     _junit_gate_cases(suite, counts, report)
 
     name = "gonogo" + (" %s" % report["release"] if report["release"] else "")

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from slo_records import FAULTY_25, HEALTHY_10, stage_analysis
+
 pytestmark = pytest.mark.integration
 
 CANARY = "CANARY-playbook-91ac44"
@@ -222,3 +224,34 @@ def test_a_host_that_failed_before_its_checks_is_not_forgotten(run_playbook):
     assert report["missing_hosts"] == ["app2"]
     assert run.custom_stats["gonogo_verdict"] == "NO-GO-INCONCLUSIVE"
     assert run.custom_stats["gonogo_report"]["missing_hosts"] == ["app2"]
+
+
+def test_a_canarys_stages_are_reported_with_their_measurements(run_playbook, tmp_path):
+    """canary_state and the gate as the canary role runs them: each stage's SLO records (made by slo_analysis's
+    judging of real counter windows) are recorded with their stage, and gonogo.md and junit.xml show a table per
+    stage with the canary's value, stable's, the threshold and the requests."""
+    state = {"path": str(tmp_path / "canary-state.json")}
+    tasks = [
+        {"name": "Begin", "cleanwithsnapshot.release.canary_state": dict(state, action="begin", version="v2",
+                                                                         stages=[10, 25])},
+        {"name": "Record stage 10 %", "register": "step10", "cleanwithsnapshot.release.canary_state": dict(
+            state, action="step", weight=10, records="{{ stage10 }}")},
+        {"name": "Record stage 25 %", "register": "step25", "cleanwithsnapshot.release.canary_state": dict(
+            state, action="step", weight=25, records="{{ stage25 }}")},
+        gate_task(records=[], results="{{ [step10, step25] }}", fail_on_nogo=False),
+    ]
+    run = run_playbook(tasks, {"stage10": stage_analysis(*HEALTHY_10), "stage25": stage_analysis(*FAULTY_25)})
+    assert run.rc == 0, run.output
+    assert run.report()["failing"] == ["canary.step", "slo.error_rate", "slo.vs_stable"]
+    markdown = (run.artifacts / "gonogo.md").read_text(encoding="utf-8")
+    stage10 = markdown.split("### Stage 10 %: pass\n", 1)[1].split("###", 1)[0]
+    assert "| slo.error_rate | - | pass | 0.4 % | - | &lt; 1 % | 250 | 1 of 1 | successful |" in stage10
+    stage25 = markdown.split("### Stage 25 %: fail\n", 1)[1].split("##", 1)[0]
+    assert ("| slo.vs_stable | vs_stable_error_rate | fail | 5 % | 0.5 % | &lt;= stable + 0.5 % | 600 / 1800 | 1 of 1 "
+            in stage25)
+    suite = ET.parse(str(run.artifacts / "junit.xml")).getroot().find("testsuite")
+    cases = dict((case.get("name"), case) for case in suite.iter("testcase"))
+    failed = cases["slo.error_rate [stage 25 %]"]
+    assert "stage 25 %: canary 5 %, stable -, threshold < 1 %, requests 600" in failed.find("failure").text
+    assert dict((p.get("name"), p.get("value")) for p in failed.find("properties"))["stage_weight"] == "25"
+    assert "SLO measurements of stage 10 % (last look)" in cases["canary.step [stage 10 %]"].find("system-out").text
