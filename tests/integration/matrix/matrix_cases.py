@@ -243,8 +243,11 @@ CASES = [
     case("tls_no_hsts", "tls", "verify.yml", ("headers.security",), tls_front(hsts=False), verdict="NO-GO"),
     case("tls_no_redirect", "tls", "verify.yml", ("tls.redirect",), tls_front(redirect=False), verdict="NO-GO"),
     # --- infrastructure
+    # Down or hung: the liveness probe fails (the service's fault), nothing else is sent (the rest: inconclusive).
     case("service_down", "infra", "verify.yml", ("health.liveness", "health.readiness"), switch("service_down"),
-         also=HTTP_CRITERIA, verdict="NO-GO-INCONCLUSIVE", ci=True),
+         also=HTTP_CRITERIA, verdict="NO-GO", ci=True),
+    case("service_hung", "infra", "verify.yml", ("health.liveness", "health.readiness"), switch("service_hung"),
+         also=HTTP_CRITERIA, verdict="NO-GO"),
     case("db_refuses_connections", "infra", "verify.yml", ("migrations.at_head", "rls.isolation", "health.readiness"),
          db_refuses_connections, also=DB_CRITERIA + HTTP_CRITERIA),
 ]
