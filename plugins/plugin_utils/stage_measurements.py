@@ -124,8 +124,8 @@ def _threshold(metric, look, share_family):
     """The look's own limit when the judge gives one, else the metric's condition and comparison."""
     unit = metric.get("unit") or "plain"
     limit = _first(look, _LIMIT_KEYS)
-    if limit is not None:
-        return _number_text(limit, "ratio" if share_family else unit)
+    if limit is not None:  # the highest share (or value) the look allowed
+        return "<= %s" % _number_text(limit, "ratio" if share_family else unit)
     parts = [text for text in (_condition_text(metric.get("condition"), unit), _compare_text(metric.get("compare"), unit))
              if text]
     return "; ".join(parts) or NONE
@@ -169,14 +169,16 @@ def _note(look, share_family, record_status):
         if look.get("baseline_p95") is not None:
             p95 += " (stable %s)" % _number_text(look["baseline_p95"], "seconds")
         notes.append(p95)
-    if look.get("bad") is not None and _first(look, _REQUEST_KEYS) is not None:
-        notes.append("%s bad of %s" % (_number_text(look["bad"], "plain"), _number_text(_first(look, _REQUEST_KEYS), "plain")))
-    if look.get("decision") is not None:
-        notes.append("decision %s" % look["decision"])
     if look.get("reason") and (record_status != "pass" or look.get("outcome") not in ("successful", None)):
-        notes.append(str(look["reason"]))
-    elif look.get("outcome") and not look.get("decision"):
-        notes.append(str(look["outcome"]))
+        notes.append(str(look["reason"]))  # says what went wrong (a judge's reason names its counts too)
+    else:
+        if look.get("bad") is not None and _first(look, _REQUEST_KEYS) is not None:
+            notes.append("%s bad of %s" % (_number_text(look["bad"], "plain"),
+                                           _number_text(_first(look, _REQUEST_KEYS), "plain")))
+        if look.get("decision") is not None:
+            notes.append("decision %s" % look["decision"])
+        elif look.get("outcome"):
+            notes.append(str(look["outcome"]))
     text = "; ".join(notes)
     return text if len(text) <= _NOTE_LIMIT else text[:_NOTE_LIMIT - 3] + "..."
 

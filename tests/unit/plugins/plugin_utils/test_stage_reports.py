@@ -15,7 +15,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
 from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision, reports
 from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import stage_measurements as sm
 
-from slo_records import FAULTY_25, HEALTHY_10, stage_analysis
+from slo_records import FAULTY_25, HEALTHY_10, cumulative, sequential_stage, stage_analysis
 
 NOW = datetime.datetime(2026, 6, 15, 12, 0, 0, tzinfo=datetime.timezone.utc)
 CANARY = "CANARY-stage-5e0c9a"
@@ -114,6 +114,26 @@ def test_junit_names_the_stage_of_each_slo_case_with_its_figures():
     assert table[3].startswith("slo.vs_stable") and "600 / 1800" in table[3]
 
 
+def test_the_sequential_judges_looks_fill_the_stage_table():
+    """slo_analysis's sequential judge: cumulative counts at each look; a healthy stage passes at its last look, a
+    20 % 5xx canary fails at its first look and stops the other metric."""
+    healthy = sequential_stage({"canary": cumulative(6, 100), "stable": cumulative(6, 900, slow_every=100)}, count=6)
+    faulty = sequential_stage({"canary": cumulative(6, 100, bad_every=5), "stable": cumulative(6, 900)}, count=6)
+    text = reports.render_markdown(report_of(canary_run([(10, healthy), (25, faulty)])))
+    first = section(text, "### Stage 10 % on app1: pass")
+    rows = [line for line in first if line.startswith("| slo.")]
+    assert rows[0] == ("| slo.error_rate | - | pass | 0 % | - | &lt;= 1 % | 600 | 6 of 6 | in [0 %, 0.38 %]; 0 bad of 600; "
+                       "decision pass |")
+    assert rows[1].startswith("| slo.vs_stable | vs_stable_slow | pass | 0 % | 1 % | &lt;= ")
+    assert rows[1].endswith(" | 600 / 5400 | 6 of 6 | in [0 %, 0.4 %]; p95 47.5 ms (stable 47.98 ms); 0 bad of 600; "
+                            "decision pass |")
+    second = [line for line in section(text, "### Stage 25 % on app1: fail") if line.startswith("| slo.")]
+    assert second[0].startswith("| slo.error_rate | - | fail | 20 % | - | &lt;= 1 % | 100 | 1 of 6 | lower bound ")
+    assert "5xx: 20 % bad of 100; confidently above 1 %" in second[0]
+    assert second[1].startswith("| slo.vs_stable | vs_stable_slow | skipped | 0 % | 0 % | &lt;= ")
+    assert " | 100 / 900 | 1 of 6 | " in second[1]
+
+
 def test_an_undecided_stage_accepted_by_allow_unknown_shows_its_records_as_advisory():
     idle = stage_analysis((0, 0, 0), (100, 0, 0))
     report = report_of(canary_run([(10, idle)], allow_unknown=True))
@@ -164,8 +184,8 @@ def test_figures_read_a_sequential_judges_look_and_tolerate_missing_fields():
                          evidence={"metric": {"unit": "seconds"}, "measurements": [look],
                                    "counts": {"measurements": 4}, "limits": {"count": 10}})
     assert sm.figures(record) == {
-        "canary": "5 %", "stable": "0.5 %", "threshold": "1 %", "requests": "600 / 1800", "looks": "4 of 10",
-        "note": "in [3.1 %, 7.9 %]; 30 bad of 600; decision fail; confidently worse than stable"}
+        "canary": "5 %", "stable": "0.5 %", "threshold": "<= 1 %", "requests": "600 / 1800", "looks": "4 of 10",
+        "note": "in [3.1 %, 7.9 %]; confidently worse than stable"}
     # the judge's flat shape: baseline_share and baseline_total, the raw p95s as evidence, no upper bound before the
     # stage's last look
     flat = dict(look, baseline=None, baseline_share=0.004, baseline_total=1500, upper=None, p95=0.0475,
