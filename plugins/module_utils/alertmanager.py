@@ -6,8 +6,14 @@
 Matchers are parsed with Alertmanager's own rules (``label=value``, ``label!=value``, ``label=~regex``,
 ``label!~regex``; a value may be double-quoted, with ``\\"``, ``\\\\`` and ``\\n`` escapes; a regex is anchored
 at both ends) and sent as ``filter`` parameters of GET /api/v2/alerts, and the answer is filtered again here,
-so the verdict never depends on the server's filtering. No answer, an HTTP error or a body that is not a list
-of alerts is an ``error`` record (the check could not decide), never a pass.
+so the verdict never depends on the server's filtering. Several matcher sets are alternatives: an alert counts when
+it satisfies every matcher of one set (only the matchers common to every set are sent as filters). No answer, an HTTP
+error or a body that is not a list of alerts is an ``error`` record (the check could not decide), never a pass.
+
+An alert that started firing before the run being judged started (``started_at``: the canary's or the soak's start)
+is *left over*, for example from a canary rolled back an hour ago whose alert keeps firing for its ``for:`` and
+window. It still blocks - Alertmanager cannot tell whether it is about this run too - and the summary says it is
+left over; only the alerts the user names in ``accept_left_over`` are accepted, listed apart.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -48,6 +54,8 @@ BODY_EXCERPT = 300
 # Alertmanager's label-name rule and its four operators (the longer ones first where they share a prefix).
 _MATCHER = re.compile(r"^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$", re.DOTALL)
 _OPERATORS = ("=", "!=", "=~", "!~")
+# An alert name as Prometheus writes one (a metric-name-like identifier): an accept_left_over item of this form.
+_ALERT_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _TIMESTAMP = re.compile(r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d{2}:\d{2})$")
 
 
@@ -146,6 +154,70 @@ def parse_matchers(texts, option="matchers"):
     return [parse_matcher(text, option, index) for index, text in enumerate(texts or [])]
 
 
+def parse_matcher_sets(value, option="matchers"):
+    """``matchers`` -> a list of matcher sets (lists of Matcher). A list of strings is one set (empty: one empty set,
+    every alert counts); a list of lists is several sets, an alert counts when it satisfies one of them."""
+    items = list(value or [])
+    if all(isinstance(item, str) for item in items):
+        return [parse_matchers(items, option)]
+    if not all(isinstance(item, list) for item in items):
+        raise InputError("%s: give either matchers (strings: one set an alert must all satisfy) or a list of matcher "
+                         "sets (lists of strings), not a mixture" % option)
+    sets = []
+    for index, texts in enumerate(items):
+        where = "%s[%d]" % (option, index)
+        if not texts:
+            raise InputError("%s: an empty matcher set would count every alert; remove it or give its matchers" % where)
+        if not all(isinstance(text, str) for text in texts):
+            raise InputError("%s: a matcher set is a list of matchers (strings)" % where)
+        sets.append(parse_matchers(texts, where))
+    return sets
+
+
+class Accepted:
+    """One accept_left_over item: an alert name, or matchers a left-over alert must all satisfy."""
+
+    def __init__(self, matchers, text):
+        self.matchers = matchers
+        self.text = text
+
+    def matches(self, labels):
+        return all(matcher.matches(labels) for matcher in self.matchers)
+
+
+def parse_accepted(value, option="accept_left_over"):
+    """``accept_left_over`` -> [Accepted]. An item is an alert name (``CanaryLatencyHigherThanStable``), one matcher
+    (``alertname=~"Canary.*"``) or a list of matchers; anything else is an InputError naming the item."""
+    accepted = []
+    for index, item in enumerate(value or []):
+        where = "%s[%d]" % (option, index)
+        if isinstance(item, str) and _ALERT_NAME.match(item.strip()):
+            accepted.append(Accepted([Matcher("alertname", "=", item.strip())], item.strip()))
+        elif isinstance(item, str):
+            accepted.append(Accepted([parse_matcher(item, option, index)], item.strip()))
+        elif isinstance(item, list) and item and all(isinstance(text, str) for text in item):
+            matchers = parse_matchers(item, where)
+            accepted.append(Accepted(matchers, "{%s}" % ", ".join(m.text for m in matchers)))
+        else:
+            raise InputError("%s: give an alert name, a matcher (label=value) or a list of matchers" % where)
+    return accepted
+
+
+def common_matchers(sets):
+    """The matchers every set has (by their canonical text): the filters that are safe to send."""
+    if not sets:
+        return []
+    rest = [set(m.canonical for m in matchers) for matchers in sets[1:]]
+    return [m for m in sets[0] if all(m.canonical in names for names in rest)]
+
+
+def describe_sets(sets):
+    """``matching a=b, c=d`` for one set; ``matching {a=b} or {c=d}`` for several."""
+    if len(sets) == 1:
+        return "matching %s" % ", ".join(m.text for m in sets[0]) if sets[0] else "(no matchers: every alert)"
+    return "matching %s" % " or ".join("{%s}" % ", ".join(m.text for m in matchers) for matchers in sets)
+
+
 # --------------------------------------------------------------------------------------------------
 # Alerts
 # --------------------------------------------------------------------------------------------------
@@ -166,9 +238,11 @@ def parse_time(text):
 
 
 def shown_label_names(matchers):
-    """The labels named next to an alert: those the matchers use (but alertname), else severity."""
+    """The labels named next to an alert: those the matchers use (but alertname), else severity. ``matchers`` is one
+    list of Matcher or a list of matcher sets."""
     names = []
-    for matcher in matchers:
+    flat = [m for item in matchers for m in (item if isinstance(item, list) else [item])]
+    for matcher in flat:
         if matcher.name != "alertname" and matcher.name not in names:
             names.append(matcher.name)
     return names or ["severity"]
@@ -199,12 +273,24 @@ def alert_view(raw, shown):
 
 
 def describe(alert):
-    """``CanaryHighErrorRate{severity="page"} since 2026-11-20T10:00:00Z`` (startsAt as Alertmanager gave it)."""
+    """``CanaryHighErrorRate{severity="page"} since 2026-11-20T10:00:00Z`` (startsAt as Alertmanager gave it), with
+    ``, left over`` when it started firing before the run being judged."""
     labels = ",".join('%s="%s"' % (k, v) for k, v in sorted(alert["matched_labels"].items()))
     text = "%s{%s}" % (alert["alertname"] or "(no alertname)", labels)
     if alert.get("startsAt"):
         text += " since %s" % alert["startsAt"]
+    if alert.get("left_over"):
+        text += ", left over"
     return text
+
+
+def is_left_over(alert, started_at):
+    """Whether the alert started firing before ``started_at`` (an aware datetime; None: nothing is left over). An
+    alert without a readable startsAt is not called left over: nothing shows it is."""
+    if started_at is None:
+        return False
+    starts = parse_time(alert.get("startsAt"))
+    return starts is not None and starts < started_at
 
 
 def group_of(alert):
@@ -218,18 +304,22 @@ def group_of(alert):
     return "firing"
 
 
-def classify(answer, matchers, ignore_alertnames=(), now=None):
-    """The API's list of alerts -> {firing, silenced, inhibited} lists of alert views plus the counts of the alerts
-    left out (not matching, ignored by name, already resolved). Raises AnswerError when ``answer`` is no list."""
+def classify(answer, matchers, ignore_alertnames=(), now=None, started_at=None, accepted=()):
+    """The API's list of alerts -> {firing, silenced, inhibited, accepted_left_over} lists of alert views plus the
+    counts of the alerts left out (not matching, ignored by name, already resolved). ``matchers`` is one list of
+    Matcher or a list of matcher sets (an alert counts when it satisfies one set). An alert that started before
+    ``started_at`` is marked ``left_over``; a left-over one that an ``accepted`` item matches goes to
+    accepted_left_over instead of its group. Raises AnswerError when ``answer`` is no list."""
     if not isinstance(answer, list):
         raise AnswerError("the answer is not a list of alerts (got a JSON %s)" % type(answer).__name__)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    shown = shown_label_names(matchers)
-    groups = {"firing": [], "silenced": [], "inhibited": []}
+    sets = matchers if matchers and isinstance(matchers[0], list) else [list(matchers or [])]
+    shown = shown_label_names(sets)
+    groups = {"firing": [], "silenced": [], "inhibited": [], "accepted_left_over": []}
     left_out = {"not_matching": 0, "ignored": [], "resolved": 0}
     for raw in answer:
         alert = alert_view(raw, shown)
-        if not all(matcher.matches(alert["labels"]) for matcher in matchers):
+        if not any(all(matcher.matches(alert["labels"]) for matcher in matcher_set) for matcher_set in sets):
             left_out["not_matching"] += 1
             continue
         ends = parse_time(alert["endsAt"])
@@ -238,6 +328,12 @@ def classify(answer, matchers, ignore_alertnames=(), now=None):
             continue
         if alert["alertname"] in ignore_alertnames:
             left_out["ignored"].append(alert["alertname"])
+            continue
+        alert["left_over"] = is_left_over(alert, started_at)
+        acceptance = next((item for item in accepted if item.matches(alert["labels"])), None) if alert["left_over"] else None
+        if acceptance is not None:
+            alert["accepted_by"] = acceptance.text
+            groups["accepted_left_over"].append(alert)
             continue
         groups[group_of(alert)].append(alert)
     for alerts in groups.values():
@@ -261,12 +357,22 @@ class AlertCheck:
         if not params["criterion"] or not re.match(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", params["criterion"]):
             raise InputError("criterion must be a dotted criterion id such as alerts.firing, got %r" % params["criterion"])
         self.params = params
-        self.matchers = parse_matchers(params["matchers"])
+        self.matcher_sets = parse_matcher_sets(params["matchers"])
         self.ignore = [to_text(name) for name in params["ignore_alertnames"] or []]
+        self.started_at = None
+        if params.get("started_at"):
+            self.started_at = parse_time(params["started_at"])
+            if self.started_at is None:
+                raise InputError("started_at: %r is not an RFC 3339 time with a zone, such as 2026-11-20T10:00:00Z or "
+                                 "2026-11-20T10:00:00+00:00" % (params["started_at"],))
+        self.accepted = parse_accepted(params.get("accept_left_over"))
+        if self.accepted and self.started_at is None:
+            raise InputError("accept_left_over needs started_at: an alert is left over when it started firing before "
+                             "the run being judged started")
 
     def request_url(self):
         query = [("active", "true"), ("silenced", "true"), ("inhibited", "true"), ("unprocessed", "true")]
-        query += [("filter", matcher.canonical) for matcher in self.matchers]
+        query += [("filter", matcher.canonical) for matcher in common_matchers(self.matcher_sets)]
         return join_url(self.params["url"], ALERTS_PATH) + "?" + urllib.parse.urlencode(query)
 
     def request_spec(self):
@@ -295,22 +401,36 @@ class AlertCheck:
 
     def record(self, groups, left_out, duration_ms):
         firing, silenced, inhibited = groups["firing"], groups["silenced"], groups["inhibited"]
-        scope = "matching %s" % ", ".join(m.text for m in self.matchers) if self.matchers else "(no matchers: every alert)"
+        accepted = groups["accepted_left_over"]
+        scope = describe_sets(self.matcher_sets)
         apart = ["%d silenced" % len(silenced), "%d inhibited" % len(inhibited)]
         if left_out["ignored"]:
             apart.append("%d ignored by name (%s)" % (len(left_out["ignored"]), join_limited(sorted(set(left_out["ignored"])))))
+        if accepted:
+            apart.append("%d accepted as left over (%s)" % (len(accepted), join_limited([describe(a) for a in accepted], limit=10)))
+        left_over = [alert for alert in firing if alert.get("left_over")]
         if firing:
             status = FAIL
             summary = "%d firing alert%s %s: %s; %s" % (len(firing), "" if len(firing) == 1 else "s", scope,
                                                         join_limited([describe(a) for a in firing], limit=10), ", ".join(apart))
+            if left_over:
+                summary += ("; %d of them left over: firing since before this run started at %s (a previous run's alert "
+                            "still within its window and for:), still blocking - wait until %s resolve%s, or accept "
+                            "them by name in accept_left_over (canary_alert_accept_left_over, soak_alert_accept_left_over)"
+                            % (len(left_over), self.params["started_at"], "it" if len(left_over) == 1 else "they",
+                               "s" if len(left_over) == 1 else ""))
         else:
             status = PASS
             summary = "no firing alert %s; %s" % (scope, ", ".join(apart))
-        evidence = {"url": safe_url(self.params["url"]), "matchers": [m.canonical for m in self.matchers],
-                    "ignore_alertnames": self.ignore,
+        flat = [[m.canonical for m in matchers] for matchers in self.matcher_sets]
+        evidence = {"url": safe_url(self.params["url"]), "matchers": flat[0] if len(flat) == 1 else flat,
+                    "matcher_sets": flat, "ignore_alertnames": self.ignore,
+                    "started_at": self.params.get("started_at") or None,
+                    "accept_left_over": [item.text for item in self.accepted],
                     "counts": {"firing": len(firing), "silenced": len(silenced), "inhibited": len(inhibited),
                                "ignored": len(left_out["ignored"]), "not_matching": left_out["not_matching"],
-                               "resolved": left_out["resolved"]}}
+                               "resolved": left_out["resolved"], "left_over": len(left_over),
+                               "accepted_left_over": len(accepted)}}
         for name, alerts in groups.items():
             evidence[name] = [dict(alert, summary=describe(alert)) for alert in alerts[:EVIDENCE_LIMIT]]
             if len(alerts) > EVIDENCE_LIMIT:
@@ -322,24 +442,29 @@ class AlertCheck:
         summary = "could not decide: Alertmanager at %s gave no usable answer: %s" % (safe_url(self.params["url"]), reason)
         return make_record(self.params["criterion"], ERROR, summary,
                            evidence={"url": safe_url(self.params["url"]), "reason": reason,
-                                     "matchers": [m.canonical for m in self.matchers]},
+                                     "matcher_sets": [[m.canonical for m in matchers] for matchers in self.matcher_sets]},
                            blocking=self.params["blocking"], duration_ms=duration_ms)
 
     def run(self, client, now=None):
-        """-> (record, alerts) where alerts is {firing, silenced, inhibited} (empty lists on an error)."""
+        """-> (record, alerts) where alerts is {firing, silenced, inhibited, accepted_left_over} (empty lists on an
+        error)."""
         watch = Stopwatch()
         try:
-            groups, left_out = classify(self.fetch(client), self.matchers, self.ignore, now=now)
+            groups, left_out = classify(self.fetch(client), self.matcher_sets, self.ignore, now=now,
+                                        started_at=self.started_at, accepted=self.accepted)
         except AnswerError as exc:
-            return self.error_record(str(exc), watch.elapsed_ms), {"firing": [], "silenced": [], "inhibited": []}
+            empty = {"firing": [], "silenced": [], "inhibited": [], "accepted_left_over": []}
+            return self.error_record(str(exc), watch.elapsed_ms), empty
         return self.record(groups, left_out, watch.elapsed_ms), groups
 
 
 def argument_spec():
     return dict(
         api_connection_argument_spec(),
-        matchers=dict(type="list", elements="str", default=[]),
+        matchers=dict(type="list", elements="raw", default=[]),
         ignore_alertnames=dict(type="list", elements="str", default=["Watchdog"]),
+        started_at=dict(type="str"),
+        accept_left_over=dict(type="list", elements="raw", default=[]),
         criterion=dict(type="str", default=DEFAULT_CRITERION),
         blocking=dict(type="bool", default=True),
     )

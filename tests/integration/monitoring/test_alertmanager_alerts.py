@@ -108,6 +108,61 @@ def test_regex_and_negative_matchers_and_ignored_names(alertmanager, run_id):
     assert "Watchdog" in [a["alertname"] for a in nothing_ignored["alerts"]["firing"]]
 
 
+def post_started(am, run, name, starts_at, **labels):
+    """Post one alert of this run that started firing at ``starts_at`` (as Prometheus sends an alert that has been
+    firing for a while) and wait until Alertmanager shows it."""
+    am.post_alerts([{"labels": dict(labels, alertname=name, run=run), "startsAt": starts_at}])
+    return am.wait_for_alert(name, state="active", timeout=20)
+
+
+def test_an_alert_of_an_earlier_run_is_named_left_over_and_blocks_until_accepted(alertmanager, run_id):
+    # A rolled-back canary's alert keeps firing (for: 3m over 5m); this canary started between the two alerts.
+    old = post_started(alertmanager, run_id, "CanaryLatencyHigherThanStable%s" % run_id, "2026-01-01T10:00:00Z",
+                       severity="warning", deployment="canary")
+    new = post_started(alertmanager, run_id, "CanaryHighErrorRate%s" % run_id, "2026-01-01T10:20:00Z",
+                       severity="page", deployment="canary")
+    started = "2026-01-01T10:10:00+00:00"
+    result = check(alertmanager, run_id, "deployment=canary", started_at=started)
+    (record,) = result["records"]
+    assert record["status"] == "fail"
+    left_over = {a["alertname"]: a["left_over"] for a in result["alerts"]["firing"]}
+    assert left_over == {old["labels"]["alertname"]: True, new["labels"]["alertname"]: False}
+    assert "%s{" % old["labels"]["alertname"] in record["summary"]
+    assert "since %s, left over" % old["startsAt"] in record["summary"]
+    assert "since %s, left over" % new["startsAt"] not in record["summary"]
+    assert "1 of them left over: firing since before this run started at %s" % started in record["summary"]
+    assert "accept_left_over" in record["summary"]
+
+    accepted = check(alertmanager, run_id, "deployment=canary", started_at=started,
+                     accept_left_over=[old["labels"]["alertname"], new["labels"]["alertname"]])
+    (record,) = accepted["records"]
+    assert record["status"] == "fail"  # the new alert is this run's own: accepting its name does not hide it
+    assert [a["alertname"] for a in accepted["alerts"]["firing"]] == [new["labels"]["alertname"]]
+    assert [a["alertname"] for a in accepted["alerts"]["accepted_left_over"]] == [old["labels"]["alertname"]]
+    assert "1 accepted as left over (%s{" % old["labels"]["alertname"] in record["summary"]
+
+    only_old = check(alertmanager, run_id, "severity=warning", started_at=started,
+                     accept_left_over=[["deployment=canary", 'alertname=~"CanaryLatency.*"']])
+    assert only_old["records"][0]["status"] == "pass"
+    assert only_old["records"][0]["evidence"]["counts"]["accepted_left_over"] == 1
+
+
+def test_matcher_sets_cover_the_slo_burn_alerts_without_a_deployment_label(alertmanager, run_id):
+    # The service's slo_alerts.yml: by (service), labelled slo and severity, no deployment label.
+    post(alertmanager, run_id, "SLOAvailabilityBurnRateFast", severity="page", slo="availability", service="api-canary")
+    post(alertmanager, run_id, "SLOLatencyBurnRateSlow", severity="ticket", slo="latency", service="api")
+    post(alertmanager, run_id, "CanaryHighLatency", severity="warning", deployment="canary")
+    run = "run=%s" % run_id
+    canary = run_module("alertmanager_alerts", {"url": alertmanager.url, "matchers": [
+        [run, "deployment=canary"], [run, 'slo=~".+"', "service=api-canary"]]})
+    assert sorted(a["alertname"] for a in canary["alerts"]["firing"]) == ["CanaryHighLatency", "SLOAvailabilityBurnRateFast"]
+    assert canary["records"][0]["summary"].startswith("2 firing alerts matching {%s, deployment=canary} or {" % run)
+    soak = run_module("alertmanager_alerts", {"url": alertmanager.url, "matchers": [
+        [run, "severity=page", "deployment!=canary", "service!=api-canary"], [run, 'slo=~".+"', "service!=api-canary"]]})
+    assert [a["alertname"] for a in soak["alerts"]["firing"]] == ["SLOLatencyBurnRateSlow"]
+    assert "Traceback" not in canary.raw + soak.raw
+
+
 def test_check_mode_runs_for_real(alertmanager, run_id):
     post(alertmanager, run_id, "CheckMode%s" % run_id, severity="page")
     result = check(alertmanager, run_id, check_mode=True)
@@ -137,7 +192,7 @@ def test_a_stopped_alertmanager_is_an_error_never_a_pass(tmp_path):
     assert result["status"] == "error" and record["status"] == "error"
     assert record["summary"].startswith("could not decide: Alertmanager at %s gave no usable answer: " % url)
     assert "refused" in record["summary"]
-    assert result["alerts"] == {"firing": [], "silenced": [], "inhibited": []}
+    assert result["alerts"] == {"firing": [], "silenced": [], "inhibited": [], "accepted_left_over": []}
     assert not result.get("failed")
 
 
@@ -157,6 +212,10 @@ def test_an_http_error_is_an_error(alertmanager):
     ({"url": "alertmanager:9093"}, "url: "),
     ({"timeout": 0}, "timeout must be greater than 0"),
     ({"bearer_token": SECRET, "url_username": "ops"}, "mutually exclusive"),
+    ({"matchers": [["severity=page"], "deployment=canary"]}, "matchers: give either matchers"),
+    ({"matchers": [["severity=page"], []]}, "matchers[1]: an empty matcher set"),
+    ({"started_at": "10:00"}, "started_at: '10:00' is not an RFC 3339 time"),
+    ({"accept_left_over": ["CanaryHighLatency"]}, "accept_left_over needs started_at"),
 ])
 def test_bad_input_fails_naming_the_option(alertmanager, args, words):
     params = dict({"url": alertmanager.url}, **args)

@@ -165,20 +165,20 @@ def params(**overrides):
 
 def test_the_record_names_each_firing_alert_and_counts_the_suppressed_ones():
     check = am.AlertCheck(params())
-    groups, left_out = am.classify(ANSWER, check.matchers, check.ignore, now=NOW)
+    groups, left_out = am.classify(ANSWER, check.matcher_sets, check.ignore, now=NOW)
     record = check.record(groups, left_out, 1.0)
     assert record["status"] == "fail" and record["criterion"] == "alerts.firing"
     assert record["summary"].startswith("2 firing alerts matching severity=page: "
                                         'CanaryHighErrorRate{severity="page"} since 2026-11-20T11:00:00.000Z, Fresh{')
     assert "2 silenced, 1 inhibited, 1 ignored by name (Watchdog)" in record["summary"]
     assert record["evidence"]["counts"] == {"firing": 2, "silenced": 2, "inhibited": 1, "ignored": 1, "not_matching": 1,
-                                            "resolved": 1}
+                                            "resolved": 1, "left_over": 0, "accepted_left_over": 0}
     assert record["evidence"]["matchers"] == ['severity="page"']
 
 
 def test_only_suppressed_alerts_pass_and_say_so():
     check = am.AlertCheck(params())
-    groups, left_out = am.classify([ANSWER[1]], check.matchers, check.ignore, now=NOW)
+    groups, left_out = am.classify([ANSWER[1]], check.matcher_sets, check.ignore, now=NOW)
     record = check.record(groups, left_out, 1.0)
     assert record["status"] == "pass"
     assert record["summary"] == "no firing alert matching severity=page; 1 silenced, 0 inhibited"
@@ -231,7 +231,7 @@ def test_no_usable_answer_is_an_error_record(client, words):
     assert record["status"] == "error"
     assert record["summary"].startswith("could not decide: Alertmanager at http://am.example:9093 gave no usable answer: ")
     assert words in record["summary"]
-    assert alerts == {"firing": [], "silenced": [], "inhibited": []}
+    assert alerts == {"firing": [], "silenced": [], "inhibited": [], "accepted_left_over": []}
 
 
 def test_credentials_become_the_authorization_header():
@@ -246,3 +246,158 @@ def test_credentials_become_the_authorization_header():
 
 def json_bytes(value):
     return json.dumps(value).encode()
+
+
+# --------------------------------------------------------------------------------------------------
+# Matcher sets and left-over alerts
+# --------------------------------------------------------------------------------------------------
+
+def started(alert_view, starts):
+    return dict(alert_view, startsAt=starts)
+
+
+# The service's own alerts, as its rule files label them: canary alerts carry deployment=canary, the SLO burn alerts
+# carry slo and the service label of the variant (sum ... by (service)) and no deployment label.
+SERVICE_ALERTS = [
+    alert("CanaryHighErrorRate", severity="page", deployment="canary"),
+    alert("CanaryLatencyHigherThanStable", severity="warning", deployment="canary"),
+    alert("SLOAvailabilityBurnRateFast", severity="page", slo="availability", service="api-canary"),
+    alert("SLOLatencyBurnRateSlow", severity="ticket", slo="latency", service="api-canary"),
+    alert("SLOAvailabilityBurnRateFast", severity="page", slo="availability", service="api"),
+    alert("SLOLatencyBurnRateSlow", severity="ticket", slo="latency", service="api"),
+    alert("JobsHeartbeatMissing", severity="warning"),
+]
+
+
+def firing_names(matchers):
+    groups = am.classify(SERVICE_ALERTS, am.parse_matcher_sets(matchers), ["Watchdog"], now=NOW)[0]
+    return sorted("%s/%s" % (a["alertname"], a["labels"].get("service", "-")) for a in groups["firing"])
+
+
+def test_matcher_sets_are_alternatives_and_a_plain_list_is_one_set():
+    assert firing_names([["deployment=canary"], ['slo=~".+"', "service=api-canary"]]) == [
+        "CanaryHighErrorRate/-", "CanaryLatencyHigherThanStable/-",
+        "SLOAvailabilityBurnRateFast/api-canary", "SLOLatencyBurnRateSlow/api-canary"]
+    assert firing_names(["severity=page"]) == ["CanaryHighErrorRate/-", "SLOAvailabilityBurnRateFast/api",
+                                               "SLOAvailabilityBurnRateFast/api-canary"]
+    assert len(firing_names([])) == len(SERVICE_ALERTS)
+
+
+def role_default(role, name):
+    import pathlib
+    import yaml
+    root = pathlib.Path(__file__).resolve().parents[4]
+    return yaml.safe_load((root / "roles" / role / "defaults" / "main.yml").read_text())[name]
+
+
+def test_the_roles_default_matchers_cover_the_slo_burn_alerts():
+    # The canary role: its own alerts and the SLO burn alerts of the canary's service label, nothing of stable.
+    canary = [[text.replace("{{ canary_service_label }}", "api-canary") for text in group]
+              for group in role_default("canary", "canary_alert_matchers")]
+    assert firing_names(canary) == ["CanaryHighErrorRate/-", "CanaryLatencyHigherThanStable/-",
+                                    "SLOAvailabilityBurnRateFast/api-canary", "SLOLatencyBurnRateSlow/api-canary"]
+    # The soak: paging alerts and every SLO burn alert (ticket ones too), none of the canary's.
+    soak = [[text.replace("{{ soak_canary_service_label }}", "api-canary") for text in group]
+            for group in role_default("soak", "soak_alert_matchers")]
+    assert firing_names(soak) == ["SLOAvailabilityBurnRateFast/api", "SLOLatencyBurnRateSlow/api"]
+
+
+@pytest.mark.parametrize("matchers, words", [
+    ([["a=b"], "c=d"], "matchers: give either matchers"),
+    ([["a=b"], []], "matchers[1]: an empty matcher set"),
+    ([["a=b"], ["c=d", "bad"]], "matchers[1][1]: 'bad' is not a matcher"),
+    ([["a=b"], [1]], "matchers[1]: a matcher set is a list of matchers"),
+])
+def test_malformed_matcher_sets_name_the_item(matchers, words):
+    with pytest.raises(am.InputError) as caught:
+        am.AlertCheck(params(matchers=matchers))
+    assert words in str(caught.value)
+
+
+def test_only_matchers_common_to_every_set_are_sent_as_filters():
+    check = am.AlertCheck(params(matchers=[["severity=page", "team=a"], ["team=a", "slo=x"]]))
+    assert check.request_url().endswith("&unprocessed=true&filter=team%3D%22a%22")
+    check = am.AlertCheck(params(matchers=[["severity=page"], ["slo=x"]]))
+    assert check.request_url().endswith("&unprocessed=true")
+
+
+def test_accept_left_over_items_are_names_matchers_or_matcher_lists():
+    items = am.parse_accepted(["CanaryLatencyHigherThanStable", 'alertname=~"Canary.*"', ["slo=latency", "service=api"]])
+    assert [item.text for item in items] == ["CanaryLatencyHigherThanStable", 'alertname=~"Canary.*"',
+                                             "{slo=latency, service=api}"]
+    assert items[0].matches({"alertname": "CanaryLatencyHigherThanStable"})
+    assert not items[0].matches({"alertname": "CanaryHighErrorRate"})
+    assert items[2].matches({"slo": "latency", "service": "api"}) and not items[2].matches({"slo": "latency"})
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"started_at": "yesterday"}, "started_at: 'yesterday' is not an RFC 3339 time"),
+    ({"started_at": "2026-11-20T10:00:00"}, "started_at: "),
+    ({"accept_left_over": ["X"]}, "accept_left_over needs started_at"),
+    ({"started_at": "2026-11-20T10:00:00Z", "accept_left_over": ["bad matcher"]}, "accept_left_over[0]: "),
+    ({"started_at": "2026-11-20T10:00:00Z", "accept_left_over": [{"a": 1}]}, "accept_left_over[0]: give an alert name"),
+    ({"started_at": "2026-11-20T10:00:00Z", "accept_left_over": [[]]}, "accept_left_over[0]: give an alert name"),
+])
+def test_bad_left_over_options_name_the_option(overrides, words):
+    with pytest.raises(am.InputError) as caught:
+        am.AlertCheck(params(**overrides))
+    assert words in str(caught.value)
+
+
+LEFT_OVER_ANSWER = [
+    started(alert("CanaryHighErrorRate", severity="page", deployment="canary"), "2026-11-20T11:40:00.000Z"),
+    started(alert("CanaryLatencyHigherThanStable", severity="page", deployment="canary"), "2026-11-20T11:42:10.5Z"),
+    started(alert("CanaryHighLatency", severity="page", deployment="canary"), "2026-11-20T11:50:00.000Z"),
+]
+
+
+def left_over_record(**overrides):
+    check = am.AlertCheck(params(matchers=["deployment=canary"], started_at="2026-11-20T11:45:00+00:00", **overrides))
+    groups, left_out = am.classify(LEFT_OVER_ANSWER, check.matcher_sets, check.ignore, now=NOW,
+                                   started_at=check.started_at, accepted=check.accepted)
+    return check.record(groups, left_out, 1.0), groups
+
+
+def test_alerts_firing_since_before_the_run_are_named_left_over_and_still_block():
+    record, groups = left_over_record()
+    assert record["status"] == "fail"
+    assert [(a["alertname"], a["left_over"]) for a in groups["firing"]] == [
+        ("CanaryHighErrorRate", True), ("CanaryHighLatency", False), ("CanaryLatencyHigherThanStable", True)]
+    summary = record["summary"]
+    assert 'CanaryHighErrorRate{deployment="canary"} since 2026-11-20T11:40:00.000Z, left over' in summary
+    assert 'CanaryHighLatency{deployment="canary"} since 2026-11-20T11:50:00.000Z,' in summary
+    assert "CanaryHighLatency{deployment=\"canary\"} since 2026-11-20T11:50:00.000Z, left over" not in summary
+    assert ("2 of them left over: firing since before this run started at 2026-11-20T11:45:00+00:00" in summary
+            and "accept_left_over" in summary and "canary_alert_accept_left_over" in summary)
+    assert record["evidence"]["counts"]["left_over"] == 2 and record["evidence"]["counts"]["accepted_left_over"] == 0
+
+
+def test_accepted_left_over_alerts_are_listed_apart_but_a_new_alert_still_fails():
+    record, groups = left_over_record(accept_left_over=["CanaryLatencyHigherThanStable", "CanaryHighErrorRate",
+                                                        "CanaryHighLatency"])
+    assert [a["alertname"] for a in groups["firing"]] == ["CanaryHighLatency"]  # it started after the run: not left over
+    assert [a["alertname"] for a in groups["accepted_left_over"]] == ["CanaryHighErrorRate", "CanaryLatencyHigherThanStable"]
+    assert groups["accepted_left_over"][0]["accepted_by"] == "CanaryHighErrorRate"
+    assert record["status"] == "fail" and "left over" not in record["summary"].split(";")[0]
+    assert "2 accepted as left over (CanaryHighErrorRate{" in record["summary"]
+
+
+def test_only_accepted_left_over_alerts_pass_and_say_so():
+    record, _groups = left_over_record(accept_left_over=['alertname=~"Canary.*"'])
+    assert record["status"] == "fail"  # CanaryHighLatency is this run's own
+    check = am.AlertCheck(params(matchers=["deployment=canary"], started_at="2026-11-20T11:45:00Z",
+                                 accept_left_over=[['alertname=~"Canary.*"', "deployment=canary"]]))
+    groups, left_out = am.classify(LEFT_OVER_ANSWER[:2], check.matcher_sets, check.ignore, now=NOW,
+                                   started_at=check.started_at, accepted=check.accepted)
+    record = check.record(groups, left_out, 1.0)
+    assert record["status"] == "pass"
+    assert record["summary"].startswith("no firing alert matching deployment=canary; 0 silenced, 0 inhibited, "
+                                        "2 accepted as left over (")
+    assert record["evidence"]["started_at"] == "2026-11-20T11:45:00Z"
+    assert record["evidence"]["accept_left_over"] == ['{alertname=~"Canary.*", deployment=canary}']
+
+
+def test_without_started_at_nothing_is_left_over():
+    check = am.AlertCheck(params(matchers=["deployment=canary"]))
+    groups = am.classify(LEFT_OVER_ANSWER, check.matcher_sets, [], now=NOW)[0]
+    assert [a["left_over"] for a in groups["firing"]] == [False, False, False]
