@@ -13,13 +13,19 @@ def window(report):
 
 
 def test_a_healthy_soak_is_go_over_every_round(canary_playbook):
-    proc, report, dummy = canary_playbook(playbook="soak.yml", load_seconds=60)
+    # Three rounds 8 s apart, scheduled from the soak's start. A round's work (three checks and a roll-up) normally
+    # fits in an interval; on a loaded machine one may not, and the round whose turn passed is skipped and counted.
+    proc, report, dummy = canary_playbook(playbook="soak.yml", load_seconds=60, soak_duration_seconds=24,
+                                          soak_interval_seconds=8)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert report["verdict"] == "GO"
     record = window(report)
-    assert record["status"] == "pass" and record["evidence"]["rounds_run"] == 3
-    parts = record["evidence"]["parts"]
-    assert [p["name"] for p in parts] == ["soak.window.round.1", "soak.window.round.2", "soak.window.round.3"]
+    evidence = record["evidence"]
+    assert record["status"] == "pass" and evidence["rounds_planned"] == 3
+    ran = [k for k in (1, 2, 3) if k not in evidence["rounds_skipped"]]
+    assert evidence["rounds_run"] == len(ran) and 3 in ran  # the last round always runs
+    assert [p["name"] for p in evidence["parts"]] == ["soak.window.round.%d" % k for k in ran]
+    assert evidence["started_at"].endswith("Z")
 
 
 def test_errors_on_the_stable_service_fail_the_soak_and_end_it_early(canary_env, canary_playbook):
