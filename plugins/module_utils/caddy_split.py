@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the cleanwithsnapshot.release collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The canary's share of traffic in Caddy: a ``to`` line of repeated upstreams, written, reloaded and verified.
+"""The canary's share of traffic in Caddy: repeated upstreams, written, reloaded and verified against the live Caddy.
 
 Caddy (2.6 here, as on the real service) has no weighted policy; the real service's generator lists each upstream
-as many times as its weight asks under ``lb_policy round_robin``, and Caddy keeps the repeats: one canary entry
-among ten gets every tenth request. The weights are reduced by their greatest common divisor and capped at
+as many times as its weight asks, and Caddy keeps the repeats: under ``lb_policy round_robin`` one canary entry
+among ten gets every tenth request (the service's own template says ``random_choose 2``, which only approximates
+the share: a warning says so). The weights are reduced by their greatest common divisor and capped at
 ``max_units`` entries (20 by default, as the generator does), rounded so that a weight above 0 keeps at least one
 canary entry and a weight below 100 at least one stable entry.
 

@@ -35,6 +35,10 @@ Caddy 2.6.2, as checked on this machine (caddy validate, then requests through a
 - Reloading: ``POST {admin}/load`` with ``Content-Type: text/caddyfile`` and the Caddyfile as the body (what
   ``reload()`` does) and ``caddy reload --config F --adapter caddyfile --address 127.0.0.1:ADMINPORT`` both re-read
   the imported upstreams file; the listing of the upstreams endpoint follows at once.
+- ``ServiceLayoutCaddy`` is the real service's canary layout instead: no snippet, the whole Caddyfile written from a
+  template whose ``{{CANARY_UPSTREAM_CONFIG}}`` takes the upstreams inline after ``reverse_proxy`` (twice, as in
+  the service's template). ``load_text()`` loads a Caddyfile's text without touching any file: Caddy's running
+  configuration then differs from the files on disk, as after a change made by hand.
 
 The service's rate limit (30 requests a minute per client) counts ``/metrics``: a scrape interval of 1 s makes the
 scrapes fail with 429 after 30 s, and 2 s sits on the limit. Scrape the reference service every 3 s or slower
