@@ -148,6 +148,35 @@ def target_params(p):
     return target
 
 
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "")
+
+
+def _server_address(params):
+    """(host, port) of a connection, loopback names as one ("" also stands for the local socket of libpq)."""
+    try:
+        kwargs = connection_kwargs(params)
+    except ValueError:
+        return None
+    host = str(kwargs.get("host") or "").strip().lower()
+    return ("loopback" if host in _LOOPBACK else host, int(kwargs.get("port") or 5432))
+
+
+def same_server_reason(source_params, target_params, source_identity=None, target_identity=None):
+    """Why the restore server is the source's own server (``same DSN``, ``same host and port, h:p``, ``same
+    PostgreSQL cluster, system identifier N``), or None. Names no credential."""
+    source_dsn, target_dsn = (source_params.get("dsn") or "").strip(), (target_params.get("dsn") or "").strip()
+    if source_dsn and source_dsn == target_dsn:
+        return "same DSN"
+    source_ids = (source_identity or {}).get("system_identifier")
+    if source_ids and source_ids == (target_identity or {}).get("system_identifier"):
+        return "same PostgreSQL cluster, system identifier %s" % source_ids
+    source, target = _server_address(source_params), _server_address(target_params)
+    if source and source == target:
+        host = "localhost" if source[0] == "loopback" else source[0]
+        return "same host and port, %s:%d" % (host, source[1])
+    return None
+
+
 class DrillStop(Exception):
     """Ends the drill at a step with a status (fail: a finding; error: could not decide)."""
 
@@ -344,6 +373,15 @@ class Drill(object):
     def check_refusals(self):
         p = self.p
         name = self.scratch_db
+        if not p["allow_source_server"]:
+            reason = same_server_reason(p, self.target, self.source_info, self.target_info)
+            if reason:
+                # The role's option first: the gate shows the first 200 characters of a failed task's message.
+                self.fail_input(
+                    "target: refusing to restore on the source's server (%s) unless backup_drill_allow_source_server: "
+                    "true (module option allow_source_server); give a separate restore server instead "
+                    "(backup_drill_target_dsn; the module's target_dsn or target_host): a drill there competes with "
+                    "the source for disk, memory and I/O and proves nothing about a restore elsewhere" % reason)
         if name in PROTECTED_DATABASES or name == p["target_maintenance_db"]:
             self.fail_input("scratch_db: refusing to restore into %s (a template or the maintenance database)" % name)
         if name == self.source_db:

@@ -156,6 +156,15 @@ options:
     description: Prefix of generated scratch database names (letters, digits, underscores; at most 41 characters).
     type: str
     default: cws_drill
+  allow_source_server:
+    description:
+      - Allow the restore server to be the source's own server - the same DSN, the same host and port, or the same
+        PostgreSQL cluster (system identifier). V(false) refuses such a target before anything is restored, with a
+        message naming this option; the scratch database is then never created next to production.
+      - The default V(true) keeps a drill with no C(target_*) option on the source's server; the backup_drill role
+        sets V(false) unless C(backup_drill_allow_source_server) is true.
+    type: bool
+    default: true
   replace:
     description: Drop an existing O(scratch_db) before restoring (never the source, a template or the maintenance database).
     type: bool
@@ -438,6 +447,7 @@ def argument_spec():
         scratch_db=dict(type="str"),
         scratch_prefix=dict(type="str", default="cws_drill"),
         replace=dict(type="bool", default=False),
+        allow_source_server=dict(type="bool", default=True),
         jobs=dict(type="int", default=2),
         restore_privileges=dict(type="bool", default=True),
         restore_owner=dict(type="bool", default=True),

@@ -144,3 +144,25 @@ def test_a_failed_check_task_reaches_the_gate_once(playbook, name, extra, option
     assert len(report["input_errors"]) == 1, report["input_errors"]
     assert option in report["input_errors"][0]
     assert "1 input error" in " ".join(report["reasons"])
+
+
+@pytest.mark.parametrize("same_dsn", [False, True], ids=["no-target", "same-dsn"])
+def test_the_backup_drill_role_refuses_the_sources_server_unless_allowed(playbook, stack, tmp_path, same_dsn):
+    source_dsn = inventory_vars(stack.facts())["db_dsn"]
+    overrides = {"backup_drill_allow_source_server": False}
+    if same_dsn:
+        overrides["backup_drill_target_dsn"] = source_dsn
+    extra = tmp_path / "drill-target.json"
+    extra.write_text(json.dumps(overrides))
+    proc, report = playbook("backup_drill.yml", "-e", "@%s" % extra)
+    assert proc.returncode != 0
+    assert report is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    passing = [c["criterion"] for c in report["criteria"] if c["outcome"] == "pass"]
+    assert report["verdict"] != "GO" and "backup.drill" not in passing
+    (error,) = report["input_errors"]
+    # One server under one address: the check names the same DSN, else the same cluster (found before the address).
+    reason = "same DSN" if same_dsn else "same PostgreSQL cluster, system identifier "
+    assert "refusing to restore on the source's server (%s" % reason in error
+    assert "unless backup_drill_allow_source_server: true" in error
+    password = stack.facts()["db"]["superuser_password"]
+    assert password not in proc.stdout and password not in json.dumps(report)
