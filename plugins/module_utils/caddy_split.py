@@ -604,8 +604,9 @@ class SplitRun:
         if self.options.verify:
             listed, self.saved_config, problem = self.read_live()
             if problem:
-                return self.finish(ERROR, "reading Caddy's running configuration failed: %s; nothing was changed"
-                                   % problem, changed=False)
+                return self.finish(ERROR, "reading Caddy's running configuration failed: %s; nothing was changed "
+                                   "(admin_url must reach Caddy's admin API from this host - a Caddy in a container must "
+                                   "publish it - since every split is read back)" % problem, changed=False)
             self.drift = self.compare(listed, self.saved_config)
         elif self.options.reload == "admin_api":
             self.saved_config, problem = running_config(self.client, self.options.admin_url, self.options.timeout)

@@ -265,6 +265,7 @@ def test_an_unreachable_admin_api_changes_nothing(caddy):
     before = caddy.upstreams_file.read_text()
     result = split(split_args(caddy, 10, admin_url="http://127.0.0.1:%d" % free_port(), timeout=2))
     assert result["failed"] is True and "did not answer" in result["msg"] and "nothing was changed" in result["msg"]
+    assert "admin_url must reach Caddy's admin API from this host" in result["msg"]
     assert caddy.upstreams_file.read_text() == before
 
 
