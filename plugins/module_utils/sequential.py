@@ -46,6 +46,8 @@ _HIGHEST_LIMIT = 1.0 - 1e-12  # an allowance of 100 % still needs a limit below 
 # ---------------------------------------------------------------------------------------------------- validation
 
 def _check_probability(name, value, low_open=True):
+    if isinstance(value, float) and (0.0 < value < 1.0 if low_open else 0.0 <= value < 1.0):  # the common case, fast
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise ValueError("%s must be a number, got %r" % (name, value))
     if low_open and not 0.0 < value < 1.0:
@@ -56,6 +58,8 @@ def _check_probability(name, value, low_open=True):
 
 
 def _check_count(name, value):
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:  # the common case, fast
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError("%s must be a whole number of requests, got %r" % (name, value))
     if value != int(value):
@@ -81,15 +85,21 @@ def _log_mean_exp(values):
 
 
 def _log_mixture_ratio(bad, total, logit_p0):
-    """log of mean_k (p_k/p0)^bad ((1-p_k)/(1-p0))^(total-bad), with logit(p_k) = logit(p0) + s_k. Written with
-    the odds o = e^logit(p0): each term is bad*s_k - total*(log(1 + o*e^s_k) - log(1 + o)), strictly monotone in
-    p0 (log-odds stay within +-_LOGIT_RANGE, so o*e^s_k cannot overflow)."""
+    """log of mean_k (p_k/p0)^bad ((1-p_k)/(1-p0))^(total-bad), with logit(p_k) = logit(p0) + s_k, and its slope
+    in logit(p0). Written with the odds o = e^logit(p0): each term is bad*s_k - total*(log(1 + o*e^s_k) -
+    log(1 + o)), strictly decreasing in p0 (log-odds stay within +-_LOGIT_RANGE, so o*e^s_k cannot overflow)."""
     odds = math.exp(logit_p0)
-    base = math.log1p(odds)
-    terms = [bad * shift - total * (math.log1p(odds * factor) - base)
-             for shift, factor in zip(SHIFTS_ABOVE, _ODDS_FACTORS)]
+    base, base_share = math.log1p(odds), odds / (1.0 + odds)
+    terms, slopes = [], []
+    for shift, factor in zip(SHIFTS_ABOVE, _ODDS_FACTORS):
+        shifted = odds * factor
+        terms.append(bad * shift - total * (math.log1p(shifted) - base))
+        slopes.append(-total * (shifted / (1.0 + shifted) - base_share))
     top = max(terms)
-    return top + math.log(sum([math.exp(term - top) for term in terms]) / len(terms))
+    weights = [math.exp(term - top) for term in terms]
+    weight_sum = sum(weights)
+    slope = sum(weight * term_slope for weight, term_slope in zip(weights, slopes)) / weight_sum
+    return top + math.log(weight_sum / len(terms)), slope
 
 
 def _expit(value):
@@ -113,54 +123,25 @@ def _score_guess(bad, total, tail, side):
     return max(-_LOGIT_RANGE, min(_LOGIT_RANGE, _logit(guess)))
 
 
-def _decreasing_root(function, low, high, guess=None, step=0.25):
-    """The crossing of a strictly decreasing ``function`` with ``function(low) >= 0 > function(high)``, as the
-    bracket ``(low, high)`` narrowed to ``_LOGIT_TOLERANCE`` (``low``: where ``function`` is still >= 0). A
-    ``guess`` first narrows the bracket by steps that double; then regula falsi with the Illinois fix, falling back
-    to halving when an estimate leaves the bracket."""
-    f_low = f_high = None
-    if guess is not None and low < guess < high:
-        value = function(guess)
-        if value >= 0:
-            low, f_low = guess, value
-            while low + step < high:
-                value = function(low + step)
-                if value < 0:
-                    high, f_high = low + step, value
-                    break
-                low, f_low = low + step, value
-                step *= 2.0
-        else:
-            high, f_high = guess, value
-            while high - step > low:
-                value = function(high - step)
-                if value >= 0:
-                    low, f_low = high - step, value
-                    break
-                high, f_high = high - step, value
-                step *= 2.0
-    f_low = function(low) if f_low is None else f_low
-    f_high = function(high) if f_high is None else f_high
-    kept = 0
+def _decreasing_root(function, low, high, guess):
+    """Where a strictly decreasing ``function`` (returning its value and slope) crosses 0, given
+    ``function(low) >= 0 > function(high)``: Newton's steps from ``guess``, kept inside the bracket that every
+    evaluation narrows (halving when a step would leave it). Returns ``(low, high)`` around the crossing, at most
+    ``_LOGIT_TOLERANCE`` apart, ``low`` on the side where ``function`` is >= 0."""
+    point = guess if low < guess < high else (low + high) / 2.0
     for _iteration in range(200):
+        value, slope = function(point)
+        if value >= 0:
+            low = point
+        else:
+            high = point
         if high - low <= _LOGIT_TOLERANCE:
             break
-        guess = (low * f_high - high * f_low) / (f_high - f_low)
-        if not low < guess < high:
-            guess = (low + high) / 2.0
-        f_guess = function(guess)
-        if abs(f_guess) < 1e-12:
-            return guess, guess
-        if f_guess >= 0:
-            low, f_low = guess, f_guess
-            kept = kept + 1 if kept > 0 else 1
-            if kept > 1:
-                f_high /= 2.0
-        else:
-            high, f_high = guess, f_guess
-            kept = kept - 1 if kept < 0 else -1
-            if kept < -1:
-                f_low /= 2.0
+        step = point - value / slope if slope < 0 else None
+        if step is not None and abs(step - point) <= _LOGIT_TOLERANCE / 2.0:
+            # Converged: the crossing is within the tolerance of ``step``; the bracket says so on both sides.
+            return max(low, step - _LOGIT_TOLERANCE / 2.0), min(high, step + _LOGIT_TOLERANCE / 2.0)
+        point = step if step is not None and low < step < high else (low + high) / 2.0
     return low, high
 
 
@@ -176,10 +157,11 @@ def lower_bound(bad, total, alpha):
         return 0.0
 
     def excess(logit_p0):
-        return _log_mixture_ratio(bad, total, logit_p0) - threshold
+        value, slope = _log_mixture_ratio(bad, total, logit_p0)
+        return value - threshold, slope
 
     low = -_LOGIT_RANGE
-    if excess(low) < 0:
+    if excess(low)[0] < 0:
         return 0.0
     # At p0 = the observed share every alternative fits worse than the null: the ratio is <= 1 < 1/alpha there.
     high = _LOGIT_RANGE if bad == total else min(_logit(float(bad) / total), _LOGIT_RANGE)
@@ -244,11 +226,16 @@ def regularized_incomplete_beta(a, b, x):
     return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
 
 
-def _inverse_incomplete_beta(a, b, target, guess=None):
+def _inverse_incomplete_beta(a, b, target, guess):
     """The bracket ``(low, high)`` around the x in (0, 1) with I_x(a, b) = target (I increases with x), searched on
     the log-odds scale so that small shares are as precise as large ones."""
+    log_beta_function = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
     def shortfall(logit_x):
-        return target - regularized_incomplete_beta(a, b, _expit(logit_x))
+        share = _expit(logit_x)
+        # d I_x / d logit(x) = x^a (1 - x)^b / B(a, b)
+        slope = -math.exp(a * math.log(share) + b * math.log1p(-share) - log_beta_function) if 0 < share < 1 else 0.0
+        return target - regularized_incomplete_beta(a, b, share), slope
 
     low, high = _decreasing_root(shortfall, -_LOGIT_RANGE, _LOGIT_RANGE, guess)
     return _expit(low), _expit(high)
