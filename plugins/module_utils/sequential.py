@@ -293,13 +293,32 @@ def format_share(share):
     return "%s %%" % ("%.3g" % (share * 100.0))
 
 
-def _needs_sentence(needed, limit):
+def _requests_to_pass_with(bad, limit, beta):
+    """The fewest requests with ``bad`` of them bad whose final upper bound is within ``limit`` (None for a limit
+    of 0): the upper bound falls as requests grow, so doubling then halving finds it."""
+    if bad == 0 or limit == 0.0:
+        return requests_to_pass(limit, beta)
+    low, high = bad, max(bad + 1, requests_to_pass(limit, beta))
+    while final_upper_bound(bad, high, beta) > limit:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if final_upper_bound(bad, middle, beta) > limit:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _needs_sentence(needed, limit, bad=0, beta=None):
     if needed is None:
         return "a limit of 0 %% can never be shown to hold, only exceeded"
+    if bad:
+        return "with %d bad, a pass needs at least %d requests" % (bad, _requests_to_pass_with(bad, limit, beta))
     return "a pass needs at least %d clean requests for %s" % (needed, format_share(limit))
 
 
-def _verdict(bad, total, fail_limit, pass_limit, lower, upper, needed, final):
+def _verdict(bad, total, fail_limit, pass_limit, lower, upper, needed, final, beta):
     """The decision and its reason: fail when ``lower`` is above ``fail_limit`` (any look); at the last look pass
     when ``upper`` is within ``pass_limit``, else inconclusive; before it, continue."""
     if total == 0:
@@ -314,7 +333,7 @@ def _verdict(bad, total, fail_limit, pass_limit, lower, upper, needed, final):
                                                                            format_share(upper))
         return "inconclusive", ("%s; undecided at the stage's last look: the upper bound %s is above %s (%s)"
                                 % (observed, format_share(upper), format_share(pass_limit),
-                                   _needs_sentence(needed, pass_limit)))
+                                   _needs_sentence(needed, pass_limit, bad, beta)))
     if needed is None or total < needed:
         return "continue", "%s; not yet enough requests: %s" % (observed, _needs_sentence(needed, pass_limit))
     return "continue", ("%s; not yet confidently above %s (lower bound %s); a pass is decided at the stage's last "
@@ -334,7 +353,7 @@ def judge_share(bad, total, limit, alpha, beta, final):
     lower = lower_bound(bad, total, alpha)
     upper = final_upper_bound(bad, total, beta) if final else None
     needed = requests_to_pass(limit, beta)
-    decision, reason = _verdict(bad, total, limit, limit, lower, upper, needed, final)
+    decision, reason = _verdict(bad, total, limit, limit, lower, upper, needed, final, beta)
     return {
         "decision": decision,
         "share": float(bad) / total if total else None,
@@ -412,7 +431,7 @@ def judge_vs_baseline(bad, total, base_bad, base_total, margin, alpha, beta, fin
     # much, so the count is one a pass needs at the very least.
     pass_limit = allowed if allowed_final is None else allowed_final
     needed = requests_to_pass(min(pass_limit, _HIGHEST_LIMIT), canary_beta)
-    decision, reason = _verdict(bad, total, allowed, pass_limit, lower, upper, needed, final)
+    decision, reason = _verdict(bad, total, allowed, pass_limit, lower, upper, needed, final, canary_beta)
     limit = allowed_final if final and decision != "fail" else allowed
     baseline_share = float(base_bad) / base_total if base_total else None
     reason = "%s (baseline %s, margin %s)" % (

@@ -237,6 +237,12 @@ def test_judge_share_decisions_and_reasons():
     assert undecided["decision"] == "inconclusive" and undecided["upper"] > 0.01
     assert "undecided at the stage's last look" in undecided["reason"]
 
+    # One bad request among 300: the reason names what a pass would have needed with it (388 requests).
+    one_bad = sq.judge_share(1, 300, 0.01, ALPHA, BETA, True)
+    assert one_bad["reason"] == ("0.333 % bad of 300; undecided at the stage's last look: the upper bound 1.29 % is "
+                                 "above 1 % (with 1 bad, a pass needs at least 388 requests)")
+    assert sq.final_upper_bound(1, 388, BETA) <= 0.01 < sq.final_upper_bound(1, 387, BETA)
+
     waiting = sq.judge_share(8, 1200, 0.01, ALPHA, BETA, False)
     assert waiting["decision"] == "continue" and "not yet confidently above 1 %" in waiting["reason"]
     assert set(waiting) == {"decision", "share", "lower", "upper", "limit", "bad", "total", "needed", "reason"}
