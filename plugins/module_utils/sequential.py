@@ -127,7 +127,8 @@ def _decreasing_root(function, low, high, guess):
     """Where a strictly decreasing ``function`` (returning its value and slope) crosses 0, given
     ``function(low) >= 0 > function(high)``: Newton's steps from ``guess``, kept inside the bracket that every
     evaluation narrows (halving when a step would leave it). Returns ``(low, high)`` around the crossing, at most
-    ``_LOGIT_TOLERANCE`` apart, ``low`` on the side where ``function`` is >= 0."""
+    ``_LOGIT_TOLERANCE`` apart: ``low`` an evaluated point where ``function`` is >= 0, or, once a Newton step is
+    shorter than half the tolerance, the step's end less half the tolerance."""
     point = guess if low < guess < high else (low + high) / 2.0
     for _iteration in range(200):
         value, slope = function(point)
