@@ -58,7 +58,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redactio
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import request_plan as rp
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.tls import inspect_tls
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, RetryPolicy, Waiter
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, Waiter
 
 KINDS = ["healthz", "readyz", "backup", "security_headers", "tls", "https_redirect", "custom"]
 KIND_DEFAULTS = {

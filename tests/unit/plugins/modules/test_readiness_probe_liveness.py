@@ -39,7 +39,7 @@ def silent_listener(backlog=16, fill=0):
     server.listen(backlog)
     fillers = []
     try:
-        for _ in range(fill):
+        for dummy in range(fill):
             filler = socket.socket()
             filler.setblocking(False)
             with contextlib.suppress(BlockingIOError):
@@ -56,8 +56,9 @@ def assert_nothing_else_sent(result, liveness_words):
     by_name = records_by_name(result)
     assert liveness_words in by_name["healthz"]["summary"], by_name["healthz"]["summary"]
     others = [r for r in result["records"] if r["name"] != "healthz"]
-    assert {r["name"] for r in others} >= {"readyz", "readyz:migrations", "readyz:jobs", "estimate", "openapi",
-                                            "profile:admin", "profile:anonymous", "jobs_status"}
+    expected = {"readyz", "readyz:migrations", "readyz:jobs", "estimate", "openapi", "profile:admin",
+                "profile:anonymous", "jobs_status"}
+    assert {r["name"] for r in others} >= expected
     for record in others:
         assert record["status"] == "error", record
         assert record["evidence"]["sent"] is False, record
@@ -137,4 +138,3 @@ def test_a_liveness_answer_that_fails_its_checks_does_not_stop_the_others(module
     result = module_runner("readiness_probe", dict(ROOMY, base_url=server.base_url, probes=probe_list))
     by_name = records_by_name(result)
     assert by_name["healthz"]["status"] == "fail" and by_name["estimate"]["status"] == "pass"
-
