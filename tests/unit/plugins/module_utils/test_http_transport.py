@@ -2,6 +2,8 @@
 HTTP server on loopback whose answers the test scripts."""
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import HttpClient, RequestSpec, Response, run_concurrently
@@ -194,3 +196,44 @@ def test_response_header_lookup_joins_repeated_headers():
     response = Response(200, "OK", [("Vary", "Origin"), ("vary", "Accept")], b"{}", "http://h/", 1.0)
     assert response.header("VARY") == "Origin, Accept"
     assert response.header("missing") is None
+
+
+def test_no_connection_is_a_connect_timeout_and_an_accepted_silent_one_a_timeout():
+    # A listener that never accepts: with its backlog full, further connections get no answer at all (the kernel drops
+    # their SYN): connect_timeout, safe to resend even a write. With room in the backlog, the kernel completes the
+    # connection and nothing answers: timeout, the service's silence.
+    full, silent = socket.socket(), socket.socket()
+    fillers = []
+    try:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        for dummy in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(full.getsockname())
+            fillers.append(filler)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        client = HttpClient()
+        no_connection = client.request(RequestSpec("http://127.0.0.1:%d/" % full.getsockname()[1], method="POST",
+                                                   timeout=0.5), RetryPolicy(retries=1, backoff=0), Deadline(30))
+        assert no_connection.error.kind == "connect_timeout" and "timed out connecting" in no_connection.error.message
+        assert len(no_connection.attempts) == 2  # a write that certainly did not arrive is resent
+        no_answer = client.request(RequestSpec("http://127.0.0.1:%d/" % silent.getsockname()[1], method="POST",
+                                               timeout=0.5), RetryPolicy(retries=1, backoff=0), Deadline(30))
+        assert no_answer.error.kind == "timeout" and "the connection was accepted" in no_answer.error.message
+        assert len(no_answer.attempts) == 1  # a write that may have arrived is not
+    finally:
+        for sock in fillers + [full, silent]:
+            sock.close()
+
+
+def test_a_halted_client_sends_nothing_more(server):
+    server.script("/x", answer(200, {"ok": True}))
+    client = HttpClient()
+    client.halt("the precondition probe 'healthz' got no answer")
+    outcome = client.request(RequestSpec(server.base_url + "/x"), RetryPolicy(), Deadline(30))
+    assert outcome.response is None and outcome.attempts == []
+    assert (outcome.error.kind, outcome.error.message) == ("not_run", "the precondition probe 'healthz' got no answer")
+    assert server.hits("/x") == []

@@ -3,8 +3,9 @@ scripts (latencies included), so nothing here depends on how fast this machine i
 from __future__ import annotations
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import probes
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils import auth_matrix, probes
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import TransportError
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import Attempt, Outcome, Response
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import Secrets
@@ -185,3 +186,29 @@ def test_the_phases_by_default():
     assert [(plan["name"], plan["phase"]) for plan in plans] == [
         ("healthz", probes.PHASE_PRECONDITION), ("readyz", probes.PHASE_MAIN), ("docs", probes.PHASE_AFTER_BLOCKING),
         ("heavy", probes.PHASE_AFTER_BLOCKING), ("live2", probes.PHASE_MAIN)]
+
+
+def test_the_admin_matrix_never_waits_past_the_call_deadline():
+    params = dict(ArgumentSpecValidator(auth_matrix.matrix_argument_spec()).validate({
+        "roles": {"admin": {"username": "ops", "password": "matrix-pw-123456"}},
+        "endpoints": [{"name": "profile", "criterion": "auth.roles", "path": "/v1/admin/profile",
+                       "expect": {"admin": 200}}],
+        "deadline": 120}).validated_parameters)
+    params.update(base_url=BASE, timeout=10.0, connect_timeout=None, retries=0, backoff=0.5, backoff_max=10.0,
+                  validate_certs=True, ca_path=None, client_cert=None, client_key=None, use_proxy=True)
+    matrix = auth_matrix.MatrixRun(params, False, Secrets())
+    seen = []
+
+    class DeadlineClient(ScriptedClient):
+        def request(self, spec, policy=None, deadline=None, budget=None):
+            seen.append(deadline.seconds)
+            return super(DeadlineClient, self).request(spec, policy, deadline, budget)
+
+    clock = [100.0]
+    call_deadline = Deadline(30, clock=lambda: clock[0])
+    clock[0] += 12.0  # the probes before it took 12 of the call's 30 s
+    matrix.run(DeadlineClient([5.0]), budget=None, deadline=call_deadline)
+    assert seen and set(seen) == {18.0}
+    seen.clear()
+    matrix.run(DeadlineClient([5.0]), budget=None)  # alone (basic_auth_endpoint): its own deadline
+    assert set(seen) == {120.0}
