@@ -52,9 +52,9 @@ description:
     the next interval (it does not count towards O(metrics[].count)).
   - A metric stops once its phase is decided. As soon as a blocking metric fails the whole call stops (fail fast) -
     the rollback decision is the first measurement that sees the failure, within one O(metrics[].interval) of it
-    with O(source=scrape), plus the time Prometheus takes to see it with O(source=prometheus) - one scrape interval,
-    or two for a 5xx series that did not exist before (the first errors of a freshly started canary), because
-    C(rate()) needs two samples of a series. The other metrics still running are reported as C(skipped) records
+    with O(source=scrape), plus the time Prometheus takes to see it with O(source=prometheus) - one scrape interval
+    for a counted metric (a O(metrics[].kind)); a PromQL C(rate()) needs two samples of a series, so a 5xx series that
+    did not exist before (the first errors of a freshly started canary) costs a PromQL query a second scrape. The other metrics still running are reported as C(skipped) records
     saying so.
   - The records - C(Successful) is C(pass), C(Failed) is C(fail), C(Inconclusive) is C(error) with
     C(evidence.outcome=inconclusive) (the gate's NO-GO-INCONCLUSIVE), C(Error) is C(error). A dry-run metric
@@ -523,7 +523,48 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Canary step analysis with the real service's thresholds, from Prometheus
+- name: Canary stage judged sequentially, counted from the stage's start in Prometheus (the canary role's defaults)
+  cleanwithsnapshot.release.slo_analysis:
+    prometheus:
+      url: http://prometheus:9090
+      variants:  # the raw counter series of each variant (the scrapes of /metrics and the health checks left out)
+        canary: job="api-canary",route!~"/metrics|/healthz|/readyz|/healthz/backup"
+        stable: job="clean-api",route!~"/metrics|/healthz|/readyz|/healthz/backup"
+    require_targets: [clean-api, api-canary]
+    defaults:
+      judge: sequential
+      false_fail_rate: 0.0005  # 1 % over the whole canary, split over 4 stages x 5 metrics
+      false_pass_rate: 0.1
+      interval: 10
+      count: 30  # 300 s: the 30th look is final
+    metrics:
+      - {name: error_rate, kind: error_rate, variant: canary, condition: {op: le, value: 0.01}}
+      - {name: availability, kind: availability, variant: canary, condition: {op: ge, value: 0.99}}
+      - name: slow_share  # p95 300 ms read as at most 5 % slower than the 0.25 s bucket bound
+        criterion: slo.latency_p95
+        kind: slow_share
+        boundary: 0.25
+        variant: canary
+        condition: {op: le, value: 0.05}
+      - name: vs_stable_error_rate
+        criterion: slo.vs_stable
+        kind: error_rate
+        variant: canary
+        compare: {baseline_variant: stable, max_increase: 0.01}
+  register: stage
+
+- name: A soak round counted from the soak's start; only the last round is final
+  cleanwithsnapshot.release.slo_analysis:
+    prometheus:
+      url: http://prometheus:9090
+      variants: {stable: 'job="clean-api",route!="/metrics"'}
+    since: "{{ soak_started }}"
+    final_look: "{{ soak_round == soak_rounds }}"
+    defaults: {judge: sequential, count: 1, interval: 60}
+    metrics:
+      - {name: error_rate, kind: error_rate, variant: stable, condition: {op: le, value: 0.01}}
+
+- name: Canary step analysis with PromQL thresholds, from Prometheus
   cleanwithsnapshot.release.slo_analysis:
     prometheus:
       url: http://prometheus:9090
@@ -683,10 +724,16 @@ analysis:
       contains:
         measurements:
           description:
-            - Per measurement C(index), C(at) (epoch seconds), C(outcome), C(value) (NaN and Inf as strings), C(reason)
-              (why it failed or could not decide) and what it came from - C(sample_time) and C(labels) of the
-              Prometheus sample, C(points) of a range query, C(traffic), C(window_s) and C(baseline_requests) of a
-              scrape, C(baseline), C(degradation) and C(degradation_ratio) of a comparison.
+            - Per measurement C(index), C(at) (epoch seconds), C(outcome) (C(continue) for an undecided look of the
+              sequential judge), C(value) (NaN and Inf as strings), C(reason) (why it failed or could not decide) and
+              what it came from - C(sample_time) and C(labels) of the Prometheus sample, C(points) of a range query,
+              C(traffic), C(window_s) and C(baseline_requests) of a counted window, C(baseline), C(degradation) and
+              C(degradation_ratio) of a comparison.
+            - A look of the sequential judge - C(look), C(final), C(decision), C(bad) of C(total) requests, C(share),
+              C(lower) (its anytime lower bound), C(upper) (the final look's upper bound), C(limit), C(needed) (clean
+              requests a pass needs), C(p95) (evidence only, C(slow_share)), with O(metrics[].compare) C(baseline_bad),
+              C(baseline_total), C(baseline_share) and the judge's C(allowed) shares; with Prometheus C(freshness),
+              C(last_scrape) and C(fresh_wait_s) (how long the look waited for a scrape newer than itself).
           type: list
           elements: dict
           sample:
@@ -737,7 +784,7 @@ def _per_metric_spec():
         traffic=dict(type="dict", options=_traffic_spec()),
         judge=dict(type="str", choices=list(ma.JUDGES)),
         false_fail_rate=dict(type="float"),
-        false_pass_rate=dict(type="float"),
+        false_pass_rate=dict(type="float", no_log=False),  # a probability, not a password
     )
 
 

@@ -44,10 +44,14 @@ def test_errors_on_the_stable_service_fail_the_soak_and_end_it_early(canary_env,
 
 
 def test_no_traffic_is_inconclusive(canary_playbook):
-    proc, report, dummy = canary_playbook(playbook="soak.yml", soak_min_requests=1000)
+    # No load: the soak's own probes are the only requests counted from its start, far from the ~230 clean requests
+    # the sequential judge needs to show a 5xx share within 1 %. The last round is final: inconclusive, never a pass.
+    proc, report, dummy = canary_playbook(playbook="soak.yml")
     assert proc.returncode != 0
     assert report["verdict"] == "NO-GO-INCONCLUSIVE"
-    assert window(report)["status"] == "error" and "traffic" in window(report)["summary"]
+    summary = window(report)["summary"]
+    assert window(report)["status"] == "error" and ("no traffic" in summary or "a pass needs at least" in summary), \
+        summary
 
 
 def test_check_mode_runs_one_round_and_is_never_go(canary_playbook):

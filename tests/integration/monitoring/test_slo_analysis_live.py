@@ -6,11 +6,15 @@ Waits are polls for a condition (Prometheus has seen the traffic, the target is 
 speed of the rollback decision is measured in bench/bench_slo_analysis.py."""
 from __future__ import annotations
 
+import http.server
 import itertools
+import threading
+import time
 
 import pytest
 
 from modrun import records_by_name
+from monitoring import http_call
 from monitoring_fixtures import CANARY_JOB, STABLE_JOB
 
 pytestmark = pytest.mark.integration
@@ -259,3 +263,102 @@ def test_direct_scrape_with_a_wrong_token_is_an_error_never_a_pass(module_runner
     assert record["status"] == "error" and record["evidence"]["outcome"] == "error"
     assert "answered 401: the bearer token is missing or wrong" in record["summary"]
     assert "wrong-token-7" not in str(record)
+
+
+# ------------------------------------------------------------------------------------------ counted from the first sample
+
+class HeldScrapes:
+    """A relay in front of the canary's /metrics that lets the module's first scrape (its baseline) through at once
+    and holds every later one until the test has sent its requests: the order baseline -> requests -> look is
+    guaranteed without any sleep."""
+
+    def __init__(self, upstream):
+        self.upstream = upstream
+        self.baseline_taken = threading.Event()
+        self.requests_sent = threading.Event()
+        self.scrapes = 0
+        relay = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the stdlib's name)
+                relay.scrapes += 1
+                if relay.scrapes > 1:
+                    relay.requests_sent.wait(timeout=120)
+                headers = dict((k, v) for k, v in self.headers.items() if k.lower() in ("authorization", "x-forwarded-for"))
+                status, body = http_call("GET", relay.upstream + self.path, headers=headers, timeout=30)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                if relay.scrapes == 1:
+                    relay.baseline_taken.set()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.requests_sent.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send_requests(base_url, method, count):
+    """``count`` requests of a method /healthz has no route for (405) - a series no other test makes - one at a time;
+    the canary's error_fraction fault answers every 4th with a 500 first."""
+    return [http_call(method, base_url + "/healthz", timeout=30)[0] for dummy in range(count)]
+
+
+def counted_metric(method):
+    return [{"name": "error_rate", "kind": "error_rate", "variant": "canary", "judge": "sequential",
+             "match": {"method": method}, "condition": {"op": "le", "value": 0.01}}]
+
+
+def new_5xx_increase(monitoring, method):
+    """What PromQL's increase() makes of the new 5xx series (no answer: nothing)."""
+    return monitoring.prometheus.value('sum(increase(http_requests_total{job="%s",method="%s",status_class="5xx"}[1m]))'
+                                       % (CANARY_JOB, method)) or 0.0
+
+
+def test_the_first_5xx_of_a_new_series_is_counted_by_both_sources(module_runner, monitoring):
+    """A canary answers its first 5xx ever: the series is born with its value, which increase()/rate() ignore (they
+    need two samples of a series). Both sources read the raw samples and count it from 0."""
+    monitoring.canary.set_fault("error_fraction", fraction=0.25)
+    prom = monitoring.prometheus
+
+    # Prometheus: counted from `since`, a time before the series existed
+    since = time.time()
+    assert sorted(send_requests(monitoring.canary_url, "PATCH", 8)) == [405] * 6 + [500] * 2
+    series = 'http_requests_total{job="%s",method="PATCH",status_class="5xx"}' % CANARY_JOB
+    prom.wait_for_samples("%s == 2" % series, timeout=60)
+    assert new_5xx_increase(monitoring, "PATCH") < 2  # what the old queries saw: fewer than the two 5xx
+    args = {"prometheus": {"url": prom.url, "variants": {"canary": 'job="%s"' % CANARY_JOB}}, "since": "%.3f" % since,
+            "metrics": counted_metric("PATCH"), "defaults": {"interval": 3, "count": 1}, "deadline": 60}
+    look = analyse(module_runner, monitoring, args)["records"][0]["evidence"]["measurements"][0]
+    assert (look["bad"], look["total"]) == (2.0, 8.0), look
+
+    # the direct scrape: the baseline scrape first, then the requests, then the look
+    with HeldScrapes(monitoring.canary_url) as relay:
+        args = scrape_args(monitoring, counted_metric("PUT"), count=1, interval=2.0)
+        args["scrape"]["targets"] = [dict(args["scrape"]["targets"][0], url=relay.url + "/metrics")]
+        args["scrape"]["timeout"] = 60
+        results = []
+        worker = threading.Thread(target=lambda: results.append(analyse(module_runner, monitoring, args)))
+        worker.start()
+        assert relay.baseline_taken.wait(timeout=120), "the module never took its baseline scrape"
+        assert sorted(send_requests(monitoring.canary_url, "PUT", 8)) == [405] * 6 + [500] * 2
+        relay.requests_sent.set()
+        worker.join(timeout=180)
+    look = results[0]["records"][0]["evidence"]["measurements"][0]
+    assert (look["bad"], look["total"]) == (2.0, 8.0), look
+    prom.wait_for_samples('http_requests_total{job="%s",method="PUT",status_class="5xx"} == 2' % CANARY_JOB,
+                          timeout=60)
+    assert new_5xx_increase(monitoring, "PUT") < 2
