@@ -62,10 +62,22 @@ def without(item, key):
      "metrics[0]: 10 measurements 5 s apart take 45 s, not less than deadline (30.0 s)"),
     ({"prometheus": {"url": "http://u:%s@127.0.0.1:9/" % PASSWORD, "url_username": "u", "bearer_token": TOKEN}},
      "parameters are mutually exclusive: bearer_token|url_username"),
+    ({"metrics": [{"name": "p95", "kind": "latency_quantile", "judge": "sequential", "variant": "canary",
+                   "condition": {"op": "lt", "value": 0.3}}], "prometheus": {"variants": {"canary": 'job="c"'}}},
+     "metrics[0].judge=sequential judges shares of requests: kind must be one of error_rate, availability, slow_share"),
+    ({"metrics": [{"name": "slow", "kind": "slow_share", "variant": "canary", "condition": {"op": "le", "value": 0.05}}],
+      "prometheus": {"variants": {"canary": 'job="c"'}}}, "metrics[0].boundary is required with kind=slow_share"),
+    ({"metrics": [dict(ERROR_RATE, judge="bayesian")]}, "value of judge must be one of: threshold, sequential"),
+    ({"since": "yesterday"}, "since must be epoch seconds or an RFC 3339 time"),
 ])
 def test_bad_input_fails_naming_the_option(module_runner, server, change, needle):
     args = base(server, [ERROR_RATE])
+    change = dict(change)  # a prometheus without url adds to the base's connection
+    prometheus = change.pop("prometheus", None) if isinstance(change.get("prometheus"), dict) and \
+        "url" not in change["prometheus"] else None
     args.update(change)
+    if prometheus:
+        args["prometheus"] = dict(args["prometheus"], **prometheus)
     result = run(module_runner, args)
     assert result.get("failed") and needle in result["msg"], result["msg"]
 
