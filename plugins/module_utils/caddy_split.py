@@ -25,6 +25,12 @@ Every run compares Caddy's LIVE configuration (admin API) with the wanted split 
 up-to-date file does not prove that Caddy runs it (an out-of-band ``/load``, a container that kept an old file), so
 a running configuration that differs is reloaded from the file even when the file needs no change. A rollback to
 weight 0 therefore converges whatever happened to Caddy in between.
+
+Where this host cannot reach the admin API (the service's compose file keeps port 2019 inside the Caddy container),
+``config_command`` reads the running configuration instead: a command that prints what ``GET /config/`` answers
+(``docker compose exec -T caddy wget -qO- http://127.0.0.1:2019/config/``). Caddy's upstream listing is then taken
+from that configuration (every ``dial`` of its reverse_proxy handlers), which is what the listing is built from.
+Its output is never shown: a running configuration can hold credentials.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,6 +41,8 @@ import json
 import math
 import os
 import re
+import signal
+import subprocess
 import tempfile
 from collections import Counter
 
@@ -51,7 +59,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
 )
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import RequestSpec
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import url_error
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import safe_url
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import mask_url_secrets, safe_url
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import Deadline, RetryPolicy
 
 CRITERION = "canary.step"
@@ -428,6 +436,73 @@ def fetch_listing(client, admin_url, timeout):
     return [to_text(item["address"]) for item in body], None
 
 
+def config_dials(config):
+    """Every upstream address (``dial``) of the reverse_proxy handlers of a parsed configuration, each once: what
+    ``GET /reverse_proxy/upstreams`` lists, read from the configuration itself."""
+    dials = set()
+    for handler in reverse_proxies(config):
+        for item in handler.get("upstreams") or []:
+            if isinstance(item, dict) and item.get("dial"):
+                dials.add(to_text(item["dial"]).lower())
+    return sorted(dials)
+
+
+def parse_config_output(out):
+    """The standard output of ``config_command`` -> (JSON bytes, None) or (None, why it is not a configuration).
+    The output itself is never quoted: a running configuration can hold credentials."""
+    text = to_text(out, errors="surrogate_or_replace").strip()
+    if not text:
+        return None, "config_command printed nothing; it must print Caddy's running configuration as GET /config/ answers it"
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        return None, ("config_command printed %d bytes that are not JSON (%s); it must print Caddy's running "
+                      "configuration as GET /config/ answers it" % (len(to_bytes(text)), _json_error(exc)))
+    if parsed is not None and not isinstance(parsed, dict):
+        return None, ("config_command printed JSON %s, not a configuration object; it must print Caddy's running "
+                      "configuration as GET /config/ answers it" % type(parsed).__name__)
+    return to_bytes(text), None
+
+
+def _json_error(exc):
+    """Where the JSON broke, without the text around it."""
+    found = re.match(r"^(.*?: line \d+ column \d+ \(char \d+\))", to_native(exc))
+    return found.group(1) if found else "invalid JSON"
+
+
+def run_config_command(argv, timeout):
+    """Run ``config_command`` (an argument list, no shell), at most ``timeout`` seconds -> (JSON bytes, None) or
+    (None, why not, naming config_command). A command still running at the limit is killed with its process group
+    (``docker compose exec`` and what it started). Not module.run_command: it has no time limit."""
+    try:
+        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+    except (OSError, ValueError) as exc:
+        return None, "config_command: %s cannot be run: %s" % (argv[0], to_native(getattr(exc, "strerror", None) or exc))
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        return None, ("config_command did not finish within %s s (timeout) and was stopped; Caddy's running "
+                      "configuration could not be read" % _number(timeout))
+    if process.returncode != 0:
+        lines = [line for line in to_text(err, errors="surrogate_or_replace").splitlines() if line.strip()]
+        text = mask_url_secrets("\n".join(lines[-10:]))[-ERROR_EXCERPT:]
+        return None, "config_command exited with %s: %s" % (process.returncode, text or "(nothing on standard error)")
+    return parse_config_output(out)
+
+
+def _kill_group(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()
+    try:
+        process.communicate(timeout=10)
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        pass
+
+
 # --------------------------------------------------------------------------------------------------
 # The module's run
 # --------------------------------------------------------------------------------------------------
@@ -452,14 +527,18 @@ class SplitOptions:
         if self.verify is None:
             # Read back whatever reloads Caddy: a command's exit status does not say which configuration runs.
             self.verify = self.reload != "none"
-        if self.reload == "admin_api" or self.verify:
+        # Where the running configuration is read: config_command when given (an admin API this host cannot reach),
+        # else admin_url.
+        self.config_command = list(params.get("config_command") or [])
+        if self.reload == "admin_api" or (self.verify and not self.config_command):
             problem = url_error(self.admin_url or "")
             if problem:
                 raise SplitInputError("admin_url: %s" % problem)
         if self.reload == "admin_api" and not self.template and not os.path.isfile(self.caddyfile):
             raise SplitInputError("caddyfile: %s is not a file (reload=admin_api posts it to Caddy's /load)" % self.caddyfile)
         self.command = list(params.get("reload_command") or [])
-        if self.reload == "command" and not self.command:
+        self.default_command = self.reload == "command" and not self.command
+        if self.default_command:
             self.command = ["caddy", "reload", "--config", self.caddyfile, "--adapter", "caddyfile",
                             "--address", admin_address(self.admin_url)]
         self.missing_command = None
@@ -467,6 +546,21 @@ class SplitOptions:
             self.missing_command = "reload_command[0]: %r is not found on this host's PATH" % self.command[0]
             if not check_mode:
                 raise SplitInputError(self.missing_command)
+        if self.config_command and not (os.path.isabs(self.config_command[0]) or bin_path(self.config_command[0])):
+            problem = "config_command[0]: %r is not found on this host's PATH" % self.config_command[0]
+            if not check_mode:
+                raise SplitInputError(problem)
+            self.missing_command = "; ".join(filter(None, [self.missing_command, problem]))
+
+    @property
+    def uses_admin_url(self):
+        """Whether anything goes to admin_url: its reload, its read-back, or the default reload command's address."""
+        return self.reload == "admin_api" or (self.verify and not self.config_command) or self.default_command
+
+    @property
+    def can_load_saved(self):
+        """Whether a saved configuration can be posted back to admin_url (not when only a command reaches Caddy)."""
+        return not self.config_command or self.reload == "admin_api"
 
     def _template_text(self):
         if os.path.realpath(self.template) == os.path.realpath(self.caddyfile):
@@ -529,7 +623,14 @@ class SplitRun:
         return None
 
     def read_live(self):
-        """-> (listed, config, None) or (None, None, why Caddy's admin API could not be read)."""
+        """-> (listed, config, None) or (None, None, why Caddy's running configuration could not be read)."""
+        if self.options.config_command:
+            config, problem = run_config_command(self.options.config_command, self.options.timeout)
+            if problem:
+                return None, None, problem
+            listed = config_dials(json.loads(to_text(config)))
+            self.result["upstreams_listed"] = listed
+            return listed, config, None
         config, problem = running_config(self.client, self.options.admin_url, self.options.timeout)
         if problem:
             return None, None, problem
@@ -587,7 +688,7 @@ class SplitRun:
         else:
             notes = ["%s was not changed" % self.options.path]
         if step == "verify" and self.result["reloaded"]:
-            if self.saved_config is not None:
+            if self.saved_config is not None and self.options.can_load_saved:
                 again = load_config(self.client, self.options.admin_url, self.saved_config, self.options.timeout)
             else:
                 again = self.reload()
@@ -604,9 +705,8 @@ class SplitRun:
         if self.options.verify:
             listed, self.saved_config, problem = self.read_live()
             if problem:
-                return self.finish(ERROR, "reading Caddy's running configuration failed: %s; nothing was changed "
-                                   "(admin_url must reach Caddy's admin API from this host - a Caddy in a container must "
-                                   "publish it - since every split is read back)" % problem, changed=False)
+                return self.finish(ERROR, "reading Caddy's running configuration failed: %s; nothing was changed (%s, "
+                                   "since every split is read back)" % (problem, self.read_hint()), changed=False)
             self.drift = self.compare(listed, self.saved_config)
         elif self.options.reload == "admin_api":
             self.saved_config, problem = running_config(self.client, self.options.admin_url, self.options.timeout)
@@ -631,6 +731,13 @@ class SplitRun:
         elif self.options.verify:
             self.result["verified"] = True
         return self.finish(PASS, "%s; %s" % (self.done_text(), self.verified_text()), changed=self.changed or repair)
+
+    def read_hint(self):
+        if self.options.config_command:
+            return ("config_command must print Caddy's running configuration, as GET /config/ answers it, within "
+                    "timeout (%s s)" % _number(self.options.timeout))
+        return ("admin_url must reach Caddy's admin API from this host - a Caddy in a container must publish it, or "
+                "set config_command to read it inside the container")
 
     def done_text(self):
         how = self.options.how()
@@ -675,7 +782,9 @@ class SplitRun:
                 evidence[key] = self.result[key]
         if self.options.template:
             evidence["caddyfile_template"] = self.options.template
-        if self.options.reload != "none" or self.options.verify:
+        if self.options.verify and self.options.config_command:
+            evidence["config_command"] = [mask_url_secrets(to_text(arg)) for arg in self.options.config_command]
+        if self.options.uses_admin_url:
             evidence["admin_url"] = safe_url(self.options.admin_url)
         self.result["drift_repaired"] = evidence["drift_repaired"]
         record = make_record(CRITERION, status, summary, evidence=evidence, name=RECORD_NAME,
@@ -700,6 +809,7 @@ def argument_spec():
         admin_url=dict(type="str", default="http://127.0.0.1:2019"),
         caddyfile=dict(type="path"),
         reload_command=dict(type="list", elements="str"),
+        config_command=dict(type="list", elements="str"),
         verify_upstreams=dict(type="bool"),
         timeout=dict(type="float", default=10.0),
     )

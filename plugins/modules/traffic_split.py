@@ -51,8 +51,13 @@ description:
     previous file back and loads Caddy's previous configuration again (the running configuration read from
     C(GET /config/) before the change is posted back; without verification, O(reload=command) runs the command once
     more).
-  - When Caddy's admin API cannot be read before the change, nothing is changed and the task fails (fail closed -
-    a split that cannot be checked is not applied).
+  - Caddy's running configuration is read through O(admin_url), or, with O(config_command), by a command that prints
+    it - for a Caddy in a container whose admin API this host cannot reach (the real service's compose file keeps
+    port 2019 inside the container). The upstream listing is then taken from that configuration (every C(dial) of its
+    C(reverse_proxy) handlers). The command's output is never shown - a running configuration can hold credentials.
+  - When Caddy's running configuration cannot be read before the change (the admin API does not answer, or
+    O(config_command) fails, outlasts O(timeout) or prints no JSON), nothing is changed and the task fails naming
+    the option (fail closed - a split that cannot be checked is not applied).
   - Returns one record, criterion C(canary.step), name C(canary.step.split) - C(pass) when applied (and verified,
     unless O(verify_upstreams=false)), C(error) when the reload or the verification failed (the task fails too),
     C(skipped) in check mode when a change would be made.
@@ -135,11 +140,27 @@ options:
     default: admin_api
   admin_url:
     description:
-      - Caddy's admin API as this host reaches it, for O(reload=admin_api) and O(verify_upstreams) - whatever the
-        reload method, this is where the split is read back. A Caddy in a container must publish it (on the host's
-        loopback) for the read-back to work.
+      - Caddy's admin API as this host reaches it, for O(reload=admin_api) and, without O(config_command), for
+        O(verify_upstreams) - whatever the reload method, this is where the split is read back. A Caddy in a
+        container must then publish it (on the host's loopback); O(config_command) reads it inside the container
+        instead.
     type: str
     default: http://127.0.0.1:2019
+  config_command:
+    description:
+      - A command, as a list of arguments (never a shell string), whose standard output is Caddy's running
+        configuration as JSON, as C(GET /config/) answers it - used instead of O(admin_url) to read Caddy before and
+        after every change (the drift check and O(verify_upstreams)). For a Caddy in a container that does not
+        publish its admin API, for example C([docker, compose, --project-name, cleanwithsnapshot, exec, -T, caddy,
+        wget, -qO-, http://127.0.0.1:2019/config/]) (the C(caddy) image has busybox C(wget)).
+      - Its first element must be an absolute path or found on the PATH. It must finish within O(timeout) seconds
+        (then it is stopped). A non-zero exit status (its standard error shown), a timeout, or an output that is not
+        a JSON object fails the task naming this option; its output is never shown.
+      - Without the admin API, a verification that fails after a reload cannot post the saved configuration back -
+        the previous file is restored and Caddy reloaded from it (with O(reload=admin_api) the saved configuration is
+        still posted to O(admin_url)).
+    type: list
+    elements: str
   caddyfile:
     description:
       - The path of the main Caddyfile. Required with O(reload=admin_api) (its content is posted), with
@@ -156,8 +177,9 @@ options:
     elements: str
   verify_upstreams:
     description:
-      - Before anything is changed and again after a reload, C(GET) O(admin_url)C(/reverse_proxy/upstreams) and check
-        that the canary upstreams are listed when O(weight) is above 0 (and not when it is 0), and the stable ones when
+      - Before anything is changed and again after a reload, C(GET) O(admin_url)C(/reverse_proxy/upstreams) (with
+        O(config_command), the upstreams of the configuration it prints) and check that the canary upstreams are
+        listed when O(weight) is above 0 (and not when it is 0), and the stable ones when
         it is below 100 (and not at 100). A live Caddy that does not hold the split is reloaded even when the file is
         up to date.
       - That listing names each upstream once, however often it is repeated, so the shares are checked in the
@@ -170,7 +192,7 @@ options:
         another site also proxies to stays listed, and must not be expected to disappear.
     type: bool
   timeout:
-    description: Seconds to wait for each answer of Caddy's admin API.
+    description: Seconds to wait for each answer of Caddy's admin API, and for O(config_command) to finish.
     type: float
     default: 10
 """
@@ -197,7 +219,21 @@ EXAMPLES = r"""
     reload: command
     reload_command: [docker, compose, --project-directory, /opt/cleaning, exec, -T, caddy,
                      caddy, reload, --config, /etc/caddy/Caddyfile]
-    admin_url: http://127.0.0.1:2019  # published on the host's loopback
+    # The admin API stays inside the container: read the running configuration there.
+    config_command: [docker, compose, --project-directory, /opt/cleaning, exec, -T, caddy,
+                     wget, -qO-, http://127.0.0.1:2019/config/]
+
+- name: The same, the admin API published on the host's loopback
+  cleanwithsnapshot.release.traffic_split:
+    weight: 25
+    stable_upstreams: [api:8000]
+    canary_upstreams: [api-canary:8000]
+    caddyfile_template: /opt/cleaning/config/canary/Caddyfile.template
+    caddyfile: /opt/cleaning/Caddyfile.canary
+    reload: command
+    reload_command: [docker, compose, --project-directory, /opt/cleaning, exec, -T, caddy,
+                     caddy, reload, --config, /etc/caddy/Caddyfile]
+    admin_url: http://127.0.0.1:2019
 
 - name: Caddy on the host, reloaded and verified through its admin API
   cleanwithsnapshot.release.traffic_split:
@@ -251,7 +287,8 @@ restored:
   returned: always
   type: bool
 upstreams_listed:
-  description: The addresses C(GET /reverse_proxy/upstreams) listed at the last read (after the reload, if any).
+  description: The addresses C(GET /reverse_proxy/upstreams) listed at the last read (after the reload, if any); with
+    O(config_command), the upstreams of the configuration it printed.
   returned: when verified
   type: list
   elements: str
@@ -272,7 +309,8 @@ records:
       verified unless verification is off), C(error) (reload or verification failed; the task fails) or C(skipped)
       (check mode, a change would be made).
     - C(evidence) holds C(weight), C(units), C(canary_share), C(upstreams), C(upstreams_file), C(reload),
-      C(reloaded), C(verified), C(restored), C(drift_repaired), C(admin_url), C(upstreams_listed) when read,
+      C(reloaded), C(verified), C(restored), C(drift_repaired), C(admin_url) when used, C(config_command) when
+      it read Caddy (URLs in it without their passwords), C(upstreams_listed) when read,
       C(lb_policy) when verified and C(caddyfile_template) in the template layout.
   returned: always
   type: list

@@ -4,8 +4,8 @@ Each test resumes a canary whose first stage failed (the state file says so), so
 rollback's weight-0 call. Caddy's running configuration is changed out of band first (the canary in, the files on
 disk unchanged), as an operator's manual ``/load`` or a Caddy that kept an old file would leave it:
 - in the service's own layout (Caddyfile.canary written whole from its template, reloaded by ``caddy reload``, the
-  role's default reload mode) the weight-0 call sees the drift, reloads and verifies: traffic is off the canary and
-  the canary is removed;
+  role's default reload mode, and read back by a command since the service does not publish Caddy's admin API) the
+  weight-0 call sees the drift, reloads and verifies: traffic is off the canary and the canary is removed;
 - when Caddy cannot be brought back (its Caddyfile lists the canary inline and does not import the file the role
   writes), the call is retried, then the run is NO-GO saying that traffic may still reach the canary, with the
   upstreams seen, and the canary is left running."""
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 
 import pytest
 
-from monitoring import TEMPLATE_PLACEHOLDER
+from monitoring import TEMPLATE_PLACEHOLDER, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,9 +65,15 @@ def test_a_drifted_caddy_is_repaired_by_the_rollback_in_the_services_layout(cana
     caddyfile = tmp_path / "Caddyfile.canary"
     command = ["caddy", "reload", "--config", str(caddyfile), "--adapter", "caddyfile",
                "--address", canary_env.caddy.admin_address]
+    # The role's default read-back with the command reload: a command prints Caddy's /config/ (in the service,
+    # `docker compose exec -T caddy wget -qO- ...`); the admin URL leads nowhere, as an unpublished admin API would.
+    read_config = [sys.executable, "-c", "import sys, urllib.request; "
+                   "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=60).read().decode())",
+                   canary_env.caddy.admin_url + "/config/"]
     proc, report, dummy = canary_playbook(
         canary_caddy_upstreams_file="", canary_caddy_template=str(service_template(canary_env, tmp_path / "tpl")),
-        canary_caddyfile=str(caddyfile), canary_caddy_reload="command", canary_caddy_reload_command=command)
+        canary_caddyfile=str(caddyfile), canary_caddy_reload="command", canary_caddy_reload_command=command,
+        canary_caddy_config_command=read_config, canary_caddy_admin_url="http://127.0.0.1:%d" % free_port())
     assert report and proc.returncode != 0 and report["verdict"] == "NO-GO", proc.stdout[-3000:]
     summary = rolled_back_summary(report)
     assert "traffic may still reach the canary" not in summary, summary

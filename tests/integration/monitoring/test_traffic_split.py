@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 
 import pytest
 
@@ -180,6 +181,8 @@ def test_a_weight_outside_0_to_100_fails_naming_weight(caddy, weight):
     ({"upstreams_file": "/nonexistent/dir/upstreams"}, "upstreams_file: the directory /nonexistent/dir does not exist"),
     ({"reload": "command", "reload_command": ["no-such-caddy", "reload"]}, "reload_command[0]: 'no-such-caddy' is not found"),
     ({"admin_url": "127.0.0.1:2019"}, "admin_url: "),
+    ({"reload": "command", "reload_command": ["true"], "config_command": ["no-such-docker", "compose"]},
+     "config_command[0]: 'no-such-docker' is not found on this host's PATH"),
     ({"weight": "ten"}, "weight"),
 ])
 def test_bad_input_fails_naming_the_option(caddy, overrides, words):
@@ -457,3 +460,112 @@ def test_bad_template_input_names_the_option(service_caddy, change, words):
     expected = words % args["caddyfile_template"] if "%s" in words else words
     assert expected in result["msg"]
     assert service_caddy.caddyfile.read_text() == before
+
+
+# ---------------------------------------------------------------- config_command: Caddy read without its admin API
+# The service's compose file keeps Caddy's admin API inside the container; config_command reads it there
+# (`docker compose exec -T caddy wget -qO- http://127.0.0.1:2019/config/`). Here the command is this Python fetching
+# the harness Caddy's /config/, and admin_url points where nothing listens: only the command reads Caddy.
+FETCH_CONFIG = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=60).read().decode())"
+
+
+def config_command(caddy_daemon):
+    return [sys.executable, "-c", FETCH_CONFIG, caddy_daemon.admin_url + "/config/"]
+
+
+def command_args(caddy_daemon, weight, **extra):
+    """The command reload and the config command: nothing of the module goes to an admin URL."""
+    args = split_args(caddy_daemon, weight, admin_url="http://127.0.0.1:%d" % free_port(), reload="command",
+                      reload_command=["caddy", "reload", "--config", str(caddy_daemon.caddyfile), "--adapter",
+                                      "caddyfile", "--address", caddy_daemon.admin_address],
+                      config_command=config_command(caddy_daemon))
+    args.update(extra)
+    return args
+
+
+def test_a_config_command_verifies_the_split_without_the_admin_url(caddy):
+    result = split(command_args(caddy, 10))
+    assert not result.get("failed"), result.get("msg")
+    assert result["reloaded"] is True and result["verified"] is True and result["lb_policy"] == "round_robin"
+    assert result["upstreams_listed"] == sorted([STABLE, CANARY])
+    evidence = result["records"][0]["evidence"]
+    assert evidence["config_command"] == config_command(caddy) and "admin_url" not in evidence
+    assert [sorted(dials) for dials in caddy.running_dials()] == [sorted([STABLE] * 9 + [CANARY])]
+    again = split(command_args(caddy, 10))
+    assert again["changed"] is False and again["reloaded"] is False and again["verified"] is True
+
+
+def test_a_config_command_drives_the_drift_repair_of_the_weight_0_call(caddy):
+    split(command_args(caddy, 0))
+    before = caddy.upstreams_file.read_text()
+    caddy.load_text(caddy.inline_text([STABLE, CANARY]))
+    result = split(command_args(caddy, 0))
+    assert not result.get("failed"), result.get("msg")
+    assert result["drift_repaired"] is True and result["verified"] is True
+    assert "canary upstream %s is still in Caddy's upstreams at weight 0" % CANARY in result["records"][0]["summary"]
+    assert listed(caddy) == [STABLE] and result["upstreams_listed"] == [STABLE]
+    assert caddy.upstreams_file.read_text() == before
+
+
+def test_a_config_command_sees_a_reload_that_loaded_nothing_and_the_file_is_put_back(caddy):
+    # The reload command exits 0 without loading anything; the configuration read by the command shows it.
+    before = caddy.upstreams_file.read_text()
+    config = running_config(caddy)
+    result = split(command_args(caddy, 10, reload_command=["true"]))
+    assert result["failed"] is True and result["verified"] is False and result["restored"] is True
+    assert "verify failed: Caddy's running configuration does not hold the split" in result["msg"]
+    assert caddy.upstreams_file.read_text() == before
+    assert running_config(caddy) == config
+
+
+def test_the_template_layout_with_a_config_command(service_caddy):
+    args = template_args(service_caddy, 25, admin_url="http://127.0.0.1:%d" % free_port(),
+                         config_command=config_command(service_caddy))
+    result = split(args)
+    assert not result.get("failed"), result.get("msg")
+    assert result["verified"] is True
+    assert [sorted(dials) for dials in service_caddy.running_dials()] == [sorted([STABLE] * 3 + [CANARY])] * 2
+    service_caddy.load_text(service_caddy.inline_text([STABLE, CANARY]))
+    zero = split(dict(args, weight=0))
+    assert zero["verified"] is True and listed(service_caddy) == [STABLE]
+
+
+@pytest.mark.parametrize("kind", ["exit", "not-json", "timeout", "admin-unpublished"])
+def test_a_config_command_that_cannot_read_caddy_is_a_failure_naming_it(caddy, kind):
+    before = caddy.upstreams_file.read_text()
+    config = running_config(caddy)
+    extra = {}
+    if kind == "exit":
+        code = "import sys; sys.stderr.write('service \"caddy\" is not running\\n'); sys.exit(1)"
+        words = 'config_command exited with 1: service "caddy" is not running'
+    elif kind == "not-json":
+        code = "print('<html>Caddy admin</html>')"
+        words = "config_command printed 24 bytes that are not JSON"
+    elif kind == "timeout":
+        code = "import time; time.sleep(3600)"
+        words = "config_command did not finish within 1 s (timeout) and was stopped"
+        extra["timeout"] = 1
+    else:
+        # The admin API the command fetches does not answer where the command runs (busybox wget says so and exits 1).
+        code = ("import sys, urllib.request\ntry:\n    urllib.request.urlopen(sys.argv[1], timeout=60)\n"
+                "except OSError as exc:\n    sys.exit(\"wget: can't connect to remote host: %s\" % exc)")
+        words = "config_command exited with 1: wget: can't connect to remote host: "
+    command = [sys.executable, "-c", code, "http://127.0.0.1:%d/config/" % free_port()]
+    result = split(command_args(caddy, 10, config_command=command, **extra))
+    assert result["failed"] is True and result["changed"] is False and result["records"][0]["status"] == "error"
+    assert result["msg"].startswith("canary weight 10 % (1 canary, 9 stable of 10 entries): reading Caddy's running "
+                                    "configuration failed: ")
+    assert words in result["msg"]
+    assert "nothing was changed (config_command must print Caddy's running configuration" in result["msg"]
+    assert caddy.upstreams_file.read_text() == before
+    assert running_config(caddy) == config
+
+
+def test_check_mode_reads_through_the_config_command(caddy):
+    split(command_args(caddy, 0))
+    caddy.load_text(caddy.inline_text([STABLE, CANARY]))
+    config = running_config(caddy)
+    result = split(command_args(caddy, 0), check_mode=True)
+    assert result["changed"] is True and result["records"][0]["status"] == "skipped"
+    assert "is up to date but Caddy's upstreams do not show the split" in result["records"][0]["summary"]
+    assert running_config(caddy) == config

@@ -1,6 +1,8 @@
 """traffic_split's pure parts: weights to repeated upstream entries (GCD, cap, rounding), the file, the checks."""
 from __future__ import annotations
 
+import json
+import sys
 from collections import Counter
 
 import pytest
@@ -226,3 +228,115 @@ def test_whether_the_caddyfile_imports_the_snippet(tmp_path, caddyfile, imports)
     path.write_text(caddyfile)
     assert cs.caddyfile_imports(str(path), "/opt/app/config/caddy/canary-upstreams.caddy") is imports
     assert cs.caddyfile_imports(str(tmp_path / "missing"), "canary-upstreams.caddy") is None
+
+
+# ---------------------------------------------------------------- config_command: Caddy read by a command
+def test_the_listing_is_read_from_the_configuration_itself():
+    config = proxy_config([STABLE.upper()] * 9 + [CANARY], ["other:1"], [])
+    assert cs.config_dials(config) == sorted([STABLE, CANARY, "other:1"])
+    assert cs.config_dials(None) == [] and cs.config_dials({"apps": {}}) == []
+
+
+def test_a_configuration_object_or_null_is_accepted_as_printed():
+    config = proxy_config([STABLE])
+    body, problem = cs.parse_config_output(json.dumps(config) + "\n")
+    assert problem is None and json.loads(body.decode()) == config
+    # A Caddy with no configuration answers null; nothing routes, and the comparison says so.
+    assert cs.parse_config_output("null") == (b"null", None)
+
+
+@pytest.mark.parametrize("out, words", [
+    ("", "config_command printed nothing"),
+    ("   \n", "config_command printed nothing"),
+    ("wget: can't connect to remote host: Connection refused", "config_command printed 54 bytes that are not JSON "
+                                                                "(Expecting value: line 1 column 1 (char 0))"),
+    ('{"apps": {"http": ', "config_command printed 17 bytes that are not JSON"),
+    ("[1, 2]", "config_command printed JSON list, not a configuration object"),
+    ('"admin"', "config_command printed JSON str, not a configuration object"),
+])
+def test_an_output_that_is_no_configuration_names_config_command(out, words):
+    body, problem = cs.parse_config_output(out)
+    assert body is None and problem.startswith(words)
+    assert "as GET /config/ answers it" in problem
+
+
+def test_the_output_is_never_quoted_in_the_error():
+    # A running configuration can hold credentials (basic auth, header secrets): a broken one is not shown.
+    secret = "s3cr3t-proxy-auth-value"
+    body, problem = cs.parse_config_output('{"apps": {"http": {"X-Proxy-Auth": "%s"' % secret)
+    assert body is None and secret not in problem
+
+
+def command(*code):
+    return [sys.executable, "-c", "\n".join(code)]
+
+
+def test_a_config_command_that_prints_the_configuration_is_read():
+    config = proxy_config([STABLE, CANARY])
+    body, problem = cs.run_config_command(command("import sys", "sys.stdout.write(sys.argv[1])") + [json.dumps(config)],
+                                          timeout=60)
+    assert problem is None and json.loads(body.decode()) == config
+
+
+def test_a_failing_config_command_names_config_command_with_its_error_and_no_password():
+    body, problem = cs.run_config_command(command(
+        "import sys",
+        "sys.stdout.write('{\"secret\": \"out-of-band\"}')",
+        "sys.stderr.write('wget: server returned error: HTTP/1.1 403 Forbidden http://ops:hunter2@127.0.0.1:2019/\\n')",
+        "sys.exit(3)"), timeout=60)
+    assert body is None
+    assert problem.startswith("config_command exited with 3: wget: server returned error: HTTP/1.1 403 Forbidden")
+    assert "hunter2" not in problem and "out-of-band" not in problem
+
+
+def test_a_config_command_that_outlasts_the_timeout_is_stopped_and_named():
+    # The command would sleep for an hour: the timeout, not the command, ends the wait.
+    body, problem = cs.run_config_command(command("import time", "time.sleep(3600)"), timeout=1)
+    assert body is None
+    assert problem == ("config_command did not finish within 1 s (timeout) and was stopped; Caddy's running "
+                       "configuration could not be read")
+
+
+def test_a_config_command_that_cannot_be_run_is_named(tmp_path):
+    body, problem = cs.run_config_command([str(tmp_path / "no-such-wget"), "-qO-"], timeout=5)
+    assert body is None and problem.startswith("config_command: %s cannot be run: " % (tmp_path / "no-such-wget"))
+
+
+def options_params(tmp_path, **extra):
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text("x {\n}\n")
+    params = {"reload": "command", "admin_url": "http://127.0.0.1:2019", "caddyfile": str(caddyfile),
+              "caddyfile_template": None, "template_placeholder": cs.DEFAULT_PLACEHOLDER,
+              "upstreams_file": str(tmp_path / "upstreams.caddy"), "timeout": 10.0, "verify_upstreams": None,
+              "reload_command": ["caddy", "reload"], "config_command": None}
+    params.update(extra)
+    return params
+
+
+def on_path(name):
+    return "/usr/bin/%s" % name if name in ("caddy", "docker") else None
+
+
+def test_with_a_config_command_the_admin_url_is_not_needed(tmp_path):
+    options = cs.SplitOptions(options_params(tmp_path, admin_url="not a url", config_command=["docker", "compose"]),
+                              on_path)
+    assert options.verify is True and options.config_command == ["docker", "compose"]
+    assert not options.uses_admin_url and not options.can_load_saved
+    # Without one, the admin URL is where Caddy is read, so a bad one is refused naming it.
+    with pytest.raises(cs.SplitInputError, match="^admin_url: "):
+        cs.SplitOptions(options_params(tmp_path, admin_url="not a url"), on_path)
+
+
+def test_with_the_admin_api_reload_the_saved_configuration_is_still_posted_back(tmp_path):
+    options = cs.SplitOptions(options_params(tmp_path, reload="admin_api", config_command=["docker"]), on_path)
+    assert options.uses_admin_url and options.can_load_saved
+    assert cs.SplitOptions(options_params(tmp_path, config_command=[]), on_path).config_command == []
+
+
+def test_a_config_command_not_on_the_path_is_named(tmp_path):
+    params = options_params(tmp_path, config_command=["no-such-docker", "compose"])
+    with pytest.raises(cs.SplitInputError, match=r"^config_command\[0\]: 'no-such-docker' is not found on this host's PATH"):
+        cs.SplitOptions(params, on_path)
+    # Check mode only plans: the missing command is mentioned.
+    planned = cs.SplitOptions(params, on_path, check_mode=True)
+    assert planned.missing_command == "config_command[0]: 'no-such-docker' is not found on this host's PATH"
