@@ -248,8 +248,8 @@ def test_a_configuration_object_or_null_is_accepted_as_printed():
 @pytest.mark.parametrize("out, words", [
     ("", "config_command printed nothing"),
     ("   \n", "config_command printed nothing"),
-    ("wget: can't connect to remote host: Connection refused", "config_command printed 54 bytes that are not JSON "
-                                                                "(Expecting value: line 1 column 1 (char 0))"),
+    ("wget: can't connect to remote host: Connection refused",
+     "config_command printed 54 bytes that are not JSON (Expecting value: line 1 column 1 (char 0))"),
     ('{"apps": {"http": ', "config_command printed 17 bytes that are not JSON"),
     ("[1, 2]", "config_command printed JSON list, not a configuration object"),
     ('"admin"', "config_command printed JSON str, not a configuration object"),
