@@ -2,8 +2,8 @@
 simulated canaries, against the old judge (a p95 from histogram_quantile per 60 s window, canary p95 vs stable p95
 with max_increase_ratio 0.5, failure limit 0) on the same simulated traffic. Offline and seeded: no services.
 
-The canary defaults: stages 10/25/50/100 % of the traffic, 300 s each, one look every 30 s (the last look of a
-stage is its final one), a service receiving 10 requests a second (then 1 a second), the stable deployment taking
+The canary defaults: stages 10/25/50/100 % of the traffic, 300 s each, one look every 30 s (the tenth is a
+stage's last), a service receiving 10 requests a second (then 1 a second), the stable deployment taking
 the rest (Caddy's round robin: exactly one request in ten at 10 %). The real service's latency buckets are
 0.05 0.1 0.25 0.5 1 2 5 10 s.
 
@@ -18,7 +18,11 @@ The new judge, per look, on the stage's counts since the stage started (each met
 5xx <= 1 %; not 2xx/3xx <= 1 %; slower than 0.25 s <= 5 %; against stable (not at 100 %, where stable gets no
 traffic): 5xx at most +1 point, slower than 0.1 s at most +10 points. alpha = 0.01 / (stages x 5 metrics) per
 metric and stage (the whole canary's false rollback rate, Bonferroni), beta = 0.1 per stage. A fail at any look
-rolls back; a stage whose last look leaves a metric undecided is inconclusive: the canary is not promoted.
+rolls back. Stages below --pass-from-weight (the role's canary_pass_from_weight, default 50) are exposure steps:
+their last look is not final (slo_analysis's final_look: false), an undecided stage holds and the canary goes on to
+the next weight. From that weight on every stage's last look is final: a metric still undecided there is
+inconclusive, the canary is not promoted. Each run is judged with --pass-from-weight and with 0 (every stage final),
+on the same traffic.
 
 The old judge, per look, on the last 60 s of the stage (30 s at its first look): error rate <= 1 %, p95 <= 0.3 s,
 availability >= 99 %, error rate at most stable + 1 point, p95 at most stable p95 x 1.5; one failed measurement
@@ -26,11 +30,17 @@ fails the stage (failure limit 0), a window without canary requests or without s
 (inconclusive limit 0), min requests 1.
 
     .venv/bin/python bench/bench_canary_judgement.py [--runs 1000] [--faulty-runs 500] [--seed 1] [--rates 10,1]
-        [--json FILE]
+        [--pass-from-weight 50] [--json FILE]
+
+For healthy canaries it prints the false rollback rate (a confident fail) and the not-promoted rate (inconclusive),
+each with its 95 % Clopper-Pearson interval; for faulty ones the share stopped before 100 % (rolled back or not
+promoted; the goal is at least 99 %) with its interval, and the canary requests and seconds from the canary's start
+to that decision (median / 95th percentile).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import random
@@ -199,10 +209,50 @@ class Outcome:
         self.requests, self.seconds, self.by = requests, seconds, by
 
 
-def new_judge(run, options):
+@functools.lru_cache(maxsize=1 << 18)
+def _judge_share(bad, total, limit, alpha, beta, final):
+    """sq.judge_share, remembered: the same counts come back often over thousands of runs (the dict is not changed)."""
+    return sq.judge_share(bad, total, limit, alpha, beta, final)
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _judge_vs_baseline(bad, total, base_bad, base_total, points, alpha, beta, final):
+    """sq.judge_vs_baseline with a margin of ``points``, remembered like _judge_share."""
+    return sq.judge_vs_baseline(bad, total, base_bad, base_total, sq.Margin(points=points), alpha, beta, final)
+
+
+def look_verdicts(canary, stable, weight, options, final):
+    """The sequential judge's verdicts of one look on the stage's counts so far, by metric. A confident fail does
+    not depend on ``final``; ``final`` only adds the pass / inconclusive answer of a stage's last look."""
+    alpha, beta = options.alpha, options.false_pass
+    verdicts = {
+        "5xx": _judge_share(canary.errors_5xx, canary.total, options.error_limit, alpha, beta, final),
+        "not 2xx/3xx": _judge_share(canary.errors_5xx + canary.errors_4xx, canary.total, options.non_2xx_limit,
+                                    alpha, beta, final),
+        "slower than %g s" % options.slow_bound: _judge_share(
+            canary.slower_than(options.slow_bound), canary.total, options.slow_limit, alpha, beta, final),
+    }
+    if weight < 100:
+        verdicts["5xx vs stable"] = _judge_vs_baseline(
+            canary.errors_5xx, canary.total, stable.errors_5xx, stable.total, options.vs_error_points, alpha, beta,
+            final)
+        verdicts["slower than %g s vs stable" % options.vs_slow_bound] = _judge_vs_baseline(
+            canary.slower_than(options.vs_slow_bound), canary.total, stable.slower_than(options.vs_slow_bound),
+            stable.total, options.vs_slow_points, alpha, beta, final)
+    return verdicts
+
+
+def new_judge(run, options, pass_from_weights):
+    """The sequential judge on one canary run, for each ``pass_from_weight`` at once: {pass_from_weight: Outcome}.
+
+    A stage whose weight is below pass_from_weight is an exposure step: its last look is not final (slo_analysis's
+    ``final_look: false``), so an undecided stage holds and the canary goes on to the next weight. From that weight
+    on every stage's last look is final: undecided there is inconclusive, the canary is not promoted. A confident
+    fail rolls back at any look of any stage. The looks are the same for every variant until one of them stops, so
+    each look is judged once and read by every variant still running (a confident fail does not depend on whether
+    the look is final)."""
     stages, looks = options.stages, options.looks
-    alpha = options.false_rollback / (len(stages) * 5)
-    beta = options.false_pass
+    outcomes, running = {}, list(pass_from_weights)
     requests = 0
     for stage_index, weight in enumerate(stages):
         canary, stable = Window(), Window()
@@ -210,29 +260,28 @@ def new_judge(run, options):
             canary.add(canary_block)
             stable.add(stable_block)
             requests += canary_block.total
-            final = look == looks - 1
-            verdicts = {
-                "5xx": sq.judge_share(canary.errors_5xx, canary.total, options.error_limit, alpha, beta, final),
-                "not 2xx/3xx": sq.judge_share(canary.errors_5xx + canary.errors_4xx, canary.total,
-                                              options.non_2xx_limit, alpha, beta, final),
-                "slower than %g s" % options.slow_bound: sq.judge_share(
-                    canary.slower_than(options.slow_bound), canary.total, options.slow_limit, alpha, beta, final),
-            }
-            if weight < 100:
-                verdicts["5xx vs stable"] = sq.judge_vs_baseline(
-                    canary.errors_5xx, canary.total, stable.errors_5xx, stable.total,
-                    sq.Margin(points=options.vs_error_points), alpha, beta, final)
-                verdicts["slower than %g s vs stable" % options.vs_slow_bound] = sq.judge_vs_baseline(
-                    canary.slower_than(options.vs_slow_bound), canary.total, stable.slower_than(options.vs_slow_bound),
-                    stable.total, sq.Margin(points=options.vs_slow_points), alpha, beta, final)
+            last = look == looks - 1
+            # Final only for a variant that must pass here; the others judge it as slo_analysis's final_look: false.
+            final = last and any(weight >= pass_from_weight for pass_from_weight in running)
+            verdicts = look_verdicts(canary, stable, weight, options, final)
             seconds = stage_index * options.stage_seconds + (look + 1) * options.look_seconds
             failed = [name for name, verdict in verdicts.items() if verdict["decision"] == "fail"]
             if failed:
-                return Outcome("rollback", weight, look + 1, requests, seconds, failed[0])
+                for pass_from_weight in running:
+                    outcomes[pass_from_weight] = Outcome("rollback", weight, look + 1, requests, seconds, failed[0])
+                return outcomes
             undecided = [name for name, verdict in verdicts.items() if verdict["decision"] == "inconclusive"]
             if final and undecided:
-                return Outcome("inconclusive", weight, look + 1, requests, seconds, undecided[0])
-    return Outcome("promoted", None, None, requests, len(stages) * options.stage_seconds, None)
+                for pass_from_weight in [value for value in running if weight >= value]:
+                    outcomes[pass_from_weight] = Outcome("inconclusive", weight, look + 1, requests, seconds,
+                                                         undecided[0])
+                    running.remove(pass_from_weight)
+                if not running:
+                    return outcomes
+    for pass_from_weight in running:
+        outcomes[pass_from_weight] = Outcome("promoted", None, None, requests, len(stages) * options.stage_seconds,
+                                             None)
+    return outcomes
 
 
 def old_measurements(canary, stable, weight, options):
@@ -288,29 +337,30 @@ def percentile(values, share):
     return ordered[max(0, int(math.ceil(share * len(ordered))) - 1)] if ordered else None
 
 
+def _spread(values):
+    """Median and 95th percentile of decision figures (None, None without any)."""
+    return (statistics.median(values), percentile(values, 0.95)) if values else (None, None)
+
+
 def summarise(outcomes, stages):
+    """The figures of one judge on one scenario. Rolled back: a confident fail at some look. Not promoted: a final
+    look left a metric undecided (inconclusive). Stopped before the last stage: either, before full traffic."""
     runs = len(outcomes)
     rolled = [outcome for outcome in outcomes if outcome.result == "rollback"]
-    early = [outcome for outcome in rolled if outcome.stage != stages[-1]]
     undecided = [outcome for outcome in outcomes if outcome.result == "inconclusive"]
     stopped = [outcome for outcome in outcomes if outcome.result != "promoted" and outcome.stage != stages[-1]]
-    low, high = interval(len(rolled), runs)
-    return {
-        "runs": runs,
-        "rollback": len(rolled) / runs, "rollback_ci95": [low, high],
-        "rollback_before_last_stage": len(early) / runs,
-        "inconclusive": len(undecided) / runs,
-        "stopped_before_last_stage": len(stopped) / runs,
-        "promoted": sum(1 for outcome in outcomes if outcome.result == "promoted") / runs,
-        "rollback_requests_median": statistics.median([o.requests for o in rolled]) if rolled else None,
-        "rollback_requests_p95": percentile([o.requests for o in rolled], 0.95),
-        "rollback_seconds_median": statistics.median([o.seconds for o in rolled]) if rolled else None,
-        "rollback_seconds_p95": percentile([o.seconds for o in rolled], 0.95),
-        "stopped_seconds_median": statistics.median([o.seconds for o in stopped]) if stopped else None,
-        "stopped_seconds_p95": percentile([o.seconds for o in stopped], 0.95),
-        "rollback_by": Counter("%s %% %s" % (o.stage, o.by) for o in rolled).most_common(4),
-        "inconclusive_by": Counter("%s %% %s" % (o.stage, o.by) for o in undecided).most_common(4),
-    }
+    figures = {"runs": runs}
+    for key, chosen in (("rollback", rolled), ("inconclusive", undecided), ("stopped_before_last_stage", stopped)):
+        figures[key] = len(chosen) / runs
+        figures[key + "_ci95"] = list(interval(len(chosen), runs))
+    figures["rollback_before_last_stage"] = sum(1 for o in rolled if o.stage != stages[-1]) / runs
+    figures["promoted"] = sum(1 for outcome in outcomes if outcome.result == "promoted") / runs
+    for key, chosen in (("rollback", rolled), ("stopped", stopped)):
+        figures[key + "_requests_median"], figures[key + "_requests_p95"] = _spread([o.requests for o in chosen])
+        figures[key + "_seconds_median"], figures[key + "_seconds_p95"] = _spread([o.seconds for o in chosen])
+    figures["rollback_by"] = Counter("%s %% %s" % (o.stage, o.by) for o in rolled).most_common(4)
+    figures["inconclusive_by"] = Counter("%s %% %s" % (o.stage, o.by) for o in undecided).most_common(4)
+    return figures
 
 
 def healthy_pass_requests(bad_share, limit, beta, goal):
@@ -331,22 +381,34 @@ def pct(value):
     return "%.2f %%" % (value * 100.0)
 
 
-def show(name, judge, figures):
-    low, high = figures["rollback_ci95"]
-    print("  %-28s %-4s rolled back %s [95 %% CI %s-%s] (before 100 %%: %s), inconclusive %s, promoted %s"
-          % (name, judge, pct(figures["rollback"]), pct(low), pct(high), pct(figures["rollback_before_last_stage"]),
-             pct(figures["inconclusive"]), pct(figures["promoted"])))
-    if figures["stopped_seconds_median"] is not None:
-        print("  %-28s      stopped before 100 %% (rolled back or inconclusive) %s, after seconds median %s / p95 %s"
-              % ("", pct(figures["stopped_before_last_stage"]), _num(figures["stopped_seconds_median"]),
-                 _num(figures["stopped_seconds_p95"])))
-    if figures["rollback_requests_median"] is not None:
-        print("  %-28s      decision after canary requests median %s / p95 %s, seconds median %s / p95 %s"
+def _rate(figures, key):
+    low, high = figures[key + "_ci95"]
+    return "%s [95 %% CI %s-%s]" % (pct(figures[key]), pct(low), pct(high))
+
+
+def show(name, judge, figures, healthy):
+    """One judge's figures on one scenario: for healthy canaries the false rollback rate and the not-promoted rate;
+    for faulty ones the share stopped before 100 % (the goal: at least 99 %) and when."""
+    if healthy:
+        print("  %-28s %-19s rolled back %s, not promoted (inconclusive) %s, promoted %s"
+              % (name, judge, _rate(figures, "rollback"), _rate(figures, "inconclusive"), pct(figures["promoted"])))
+    else:
+        goal = "met" if figures["stopped_before_last_stage"] >= 0.99 else "MISSED"
+        print("  %-28s %-19s stopped before 100 %% %s (goal >= 99 %%: %s): rolled back %s, not promoted %s"
+              % (name, judge, _rate(figures, "stopped_before_last_stage"), goal, pct(figures["rollback"]),
+                 pct(figures["inconclusive"])))
+        if figures["stopped_requests_median"] is not None:
+            print("  %-48s decision after canary requests median %s / p95 %s, seconds median %s / p95 %s"
+                  % ("", _num(figures["stopped_requests_median"]), _num(figures["stopped_requests_p95"]),
+                     _num(figures["stopped_seconds_median"]), _num(figures["stopped_seconds_p95"])))
+    # The rolled-back runs apart when some others were not promoted (their decisions differ), and always for healthy.
+    if figures["rollback_requests_median"] is not None and (healthy or figures["inconclusive"]):
+        print("  %-48s rolled back after canary requests median %s / p95 %s, seconds median %s / p95 %s"
               % ("", _num(figures["rollback_requests_median"]), _num(figures["rollback_requests_p95"]),
                  _num(figures["rollback_seconds_median"]), _num(figures["rollback_seconds_p95"])))
     for key, word in (("rollback_by", "rolled back by"), ("inconclusive_by", "inconclusive on")):
         if figures[key]:
-            print("  %-28s      %s: %s" % ("", word, ", ".join("%s (%d)" % item for item in figures[key])))
+            print("  %-48s %s: %s" % ("", word, ", ".join("%s (%d)" % item for item in figures[key])))
 
 
 def _num(value):
@@ -375,15 +437,22 @@ def main():
     parser.add_argument("--old-p95-max", type=float, default=0.3)
     parser.add_argument("--old-ratio", type=float, default=0.5, help="old judge: canary p95 over stable p95")
     parser.add_argument("--old-window", type=float, default=60.0, help="old judge: seconds per measurement")
+    parser.add_argument("--pass-from-weight", type=int, default=50,
+                        help="stages from this weight on must pass at their last look; below it they are exposure "
+                             "steps (undecided holds); the run also judges with 0, every stage final")
     parser.add_argument("--json", help="write the figures to this file")
     options = parser.parse_args()
     options.stages = [int(weight) for weight in options.stages.split(",")]
     options.looks = options.stage_seconds // options.look_seconds
+    if not 0 <= options.pass_from_weight <= options.stages[-1]:
+        # Above the last stage no look would be final: a canary would be promoted without ever passing.
+        parser.error("--pass-from-weight must be between 0 and the last stage's weight (%d), got %d"
+                     % (options.stages[-1], options.pass_from_weight))
     for bound in (options.slow_bound, options.vs_slow_bound):
         if bound not in BOUNDS:
             parser.error("a slow share's bound must be a bucket bound (%s), got %g"
                          % (" ".join("%g" % b for b in BOUNDS[:-1]), bound))
-    alpha = options.false_rollback / (len(options.stages) * 5)
+    alpha = options.alpha = options.false_rollback / (len(options.stages) * 5)
     print("alpha per metric and stage %.2g, beta %.2g; a pass needs at least %d clean canary requests for %s"
           % (alpha, options.false_pass, sq.requests_to_pass(options.error_limit, options.false_pass),
              pct(options.error_limit)))
@@ -396,7 +465,16 @@ def main():
         figures["stage_needs"][name] = requests
         print("a healthy canary (%s %s) passes %s <= %s at a stage's last look in %s of stages from %d canary "
               "requests on" % (pct(share), name, name, pct(limit), pct(goal), requests))
-    started = time.process_time()
+    # The chosen pass_from_weight and the strict variant (every stage final), judged on the same runs.
+    variants = [options.pass_from_weight] + ([0] if options.pass_from_weight else [])
+    judges = {value: "new, pass from %d %%" % value if value else "new, every stage" for value in variants}
+    judges["old"] = "old"
+    for value in variants:
+        promotion = [weight for weight in options.stages if weight >= value]
+        print("%s: exposure stages %s (undecided holds), promotion stages %s (each must pass at its last look)"
+              % (judges[value], ", ".join("%d %%" % w for w in options.stages if w < value) or "none",
+                 ", ".join("%d %%" % weight for weight in promotion)))
+    started, met = time.process_time(), {}
     rng = random.Random(options.seed)
     for rate in [float(rate) for rate in options.rates.split(",")]:
         per_stage = ", ".join("%d %%: %d" % (weight, round(rate * options.stage_seconds * weight / 100.0))
@@ -409,19 +487,32 @@ def main():
             runs = options.runs if name == "healthy" else options.faulty_runs
             if runs < 1:
                 continue
-            outcomes = {"new": [], "old": []}
+            outcomes = {judge: [] for judge in judges.values()}
             for _run in range(runs):
                 run = draw_canary(rng, scenario, rate, options.stages, options.looks, options.look_seconds)
-                outcomes["new"].append(new_judge(run, options))
+                for pass_from_weight, outcome in new_judge(run, options, variants).items():
+                    outcomes[judges[pass_from_weight]].append(outcome)
                 outcomes["old"].append(old_judge(run, options))
-            for judge in ("new", "old"):
+            for judge in outcomes:
                 result = summarise(outcomes[judge], options.stages)
                 figures["%g rps / %s / %s" % (rate, name, judge)] = result
-                show(name, judge, result)
+                show(name, judge, result, name == "healthy")
+            # The issue's goals, for the chosen judge: at most 1 % of healthy canaries rolled back, at least 99 % of
+            # faulty ones stopped before 100 %. (Not promoted is a figure: it depends on the traffic, see above.)
+            chosen = figures["%g rps / %s / %s" % (rate, name, judges[options.pass_from_weight])]
+            if name == "healthy":
+                met["%g rps healthy rolled back <= 1 %%" % rate] = chosen["rollback"] <= 0.01
+            else:
+                met["%g rps %s stopped before 100 %% >= 99 %%" % (rate, name)] = \
+                    chosen["stopped_before_last_stage"] >= 0.99
+    figures["met"] = met
     print("\nsimulated and judged in %.1f s of CPU" % (time.process_time() - started))
+    print("targets (%s): %s" % (judges[options.pass_from_weight],
+                                ", ".join("%s: %s" % (key, "met" if value else "MISSED") for key, value in met.items())))
     if options.json:
         Path(options.json).write_text(json.dumps(figures, indent=1, sort_keys=True), encoding="utf-8")
+    return 0 if all(met.values()) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -49,11 +49,13 @@ if [ "$quick" = 1 ]; then
   bench time_to_nogo bench/bench_time_to_nogo.py --rounds 1 --compare-ref "$ref"
   bench fleet bench/bench_fleet.py --hosts 5 --rounds 1 --db-once
   bench slo_analysis bench/bench_slo_analysis.py --rounds 1 --decision-rounds 1
+  bench canary_judgement bench/bench_canary_judgement.py --runs 200 --faulty-runs 50
 else
   bench verify_vs_runbook bench/bench_verify_vs_runbook.py --rounds 9 --timer --compare-ref "$ref"
   bench time_to_nogo bench/bench_time_to_nogo.py --rounds 3 --compare-ref "$ref"
   bench fleet bench/bench_fleet.py --hosts 20 --rounds 3 --db-once
   bench slo_analysis bench/bench_slo_analysis.py --rounds 3 --decision-rounds 4
+  bench canary_judgement bench/bench_canary_judgement.py
   echo "=== backup_drill: bench/bench_backup_drill.py (1 GB database)"
   python bench/bench_backup_drill.py 2>&1 | tee "$out/backup_drill.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("backup_drill")
