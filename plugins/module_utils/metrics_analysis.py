@@ -1478,12 +1478,38 @@ def _rule_problems(required, rules):
     return problems, found
 
 
-def monitoring_record(api, required, deadline):
-    """``monitoring.configured``: every required job scraped with all its targets up, every required rule loaded."""
+def _stale_wait(targets, required, since, now):
+    """Seconds until every required target that is not up was scraped again after ``since`` (its health older than
+    the call: a canary started a moment ago is down until Prometheus' next scrape); None when none is stale."""
+    wake = None
+    for target in targets:
+        if target["job"] not in required or target["health"] == "up":
+            continue
+        last = target.get("last_scrape")
+        if (last is None and target["health"] != "unknown") or (last is not None and last >= since):
+            continue  # scraped since the call began (or no time to tell): its health is current
+        interval = target.get("scrape_interval") or 15.0
+        due = (last if last is not None else now) + interval + (target.get("last_scrape_duration") or 0.0)
+        wake = due if wake is None else max(wake, due)
+    if wake is None:
+        return None
+    return max(0.05, wake - now + FRESHNESS_SLACK)
+
+
+def monitoring_record(api, required, deadline, wall=time.time, sleep=time.sleep):
+    """``monitoring.configured``: every required job scraped with all its targets up, every required rule loaded. A
+    target whose last scrape came before the call and failed is read again after its next scrape (at most one scrape
+    interval): a canary started just before the call is not "down"."""
     watch = Stopwatch()
+    started = wall()
     evidence = {"prometheus": api.base_url, "require_targets": required["targets"], "require_rules": required["rules"]}
     try:
         targets = api.targets(deadline) if required["targets"] else []
+        pause = _stale_wait(targets, required["targets"], started, wall())
+        if pause is not None and deadline is not None and pause <= min(deadline.remaining(), FRESHNESS_MAX_WAIT):
+            sleep(pause)
+            evidence["waited_for_scrape_s"] = round(pause, 3)
+            targets = api.targets(deadline)
         rules = api.rules(deadline) if required["rules"] else []
     except SourceError as exc:
         return make_record(MONITORING_CRITERION, STATUS_ERROR, "%s: error: %s" % (MONITORING_CRITERION, exc.message),
@@ -1505,10 +1531,10 @@ def monitoring_record(api, required, deadline):
                        evidence=evidence, duration_ms=watch.elapsed_ms)
 
 
-def safe_monitoring_record(api, required, deadline):
+def safe_monitoring_record(api, required, deadline, sleep=time.sleep):
     """monitoring_record, with anything unexpected an error record (never a lost record or a traceback)."""
     try:
-        return monitoring_record(api, required, deadline)
+        return monitoring_record(api, required, deadline, sleep=sleep)
     except Exception as exc:  # pylint: disable=broad-except
         message = "internal error: %s: %s" % (exc.__class__.__name__, exc)
         return make_record(MONITORING_CRITERION, STATUS_ERROR, "%s: error: %s" % (MONITORING_CRITERION, message),
@@ -1537,7 +1563,8 @@ def run_analysis(plan, secrets, client=None, clock=time.monotonic, sleep=time.sl
     monitoring = []
     thread = None
     if plan["monitoring"]["targets"] or plan["monitoring"]["rules"]:
-        thread = threading.Thread(target=lambda: monitoring.append(safe_monitoring_record(api, plan["monitoring"], deadline)),
+        thread = threading.Thread(target=lambda: monitoring.append(safe_monitoring_record(api, plan["monitoring"], deadline,
+                                                                                          sleep=sleep)),
                                   name="monitoring-configured")
         thread.daemon = True
         thread.start()

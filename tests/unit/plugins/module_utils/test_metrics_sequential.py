@@ -247,3 +247,39 @@ def test_a_prometheus_read_waits_at_most_one_scrape_for_data_newer_than_the_look
     assert lost.read({"canary": False})["canary"].detail["freshness"].startswith("unknown: no scrape target matches")
     assert ma.selector_matchers('job="api-canary",route!="/metrics",le=~"0.1",x="a\\"b"') == {
         "job": "api-canary", "x": 'a"b'}
+
+
+def test_monitoring_reads_a_target_down_before_the_call_again_after_its_next_scrape():
+    """A canary started a moment ago: Prometheus' last scrape of it failed before the call began. The record waits for
+    the next scrape (at most one interval) instead of failing monitoring.configured."""
+    clock = FakeClock(start=1000.0)
+
+    class API:
+        base_url = "http://127.0.0.1:9090"
+        reads = []
+
+        def targets(self, deadline):
+            now = clock()
+            self.reads.append(now)
+            up = now >= 1004.0  # the scrape at 1004 finds the canary up
+            return [{"job": "api-canary", "instance": "c:1", "health": "up" if up else "down",
+                     "last_error": "" if up else "502 Bad Gateway", "scrape_url": "",
+                     "last_scrape": 1004.0 if up else 999.0, "last_scrape_duration": 0.01, "scrape_interval": 5.0}]
+
+        def rules(self, deadline):
+            return []
+
+    api = API()
+    record = ma.monitoring_record(api, {"targets": ["api-canary"], "rules": []}, Deadline(60, clock=clock), wall=clock,
+                                  sleep=clock.sleep)
+    assert record["status"] == "pass" and len(api.reads) == 2
+    assert record["evidence"]["waited_for_scrape_s"] == pytest.approx(4.51)  # 999 + 5 + 0.01 + slack - 1000
+    # down at a scrape made during the call: failed at once, no wait
+    clock.now = 2000.0
+    api.reads.clear()
+    late = [{"job": "api-canary", "instance": "c:1", "health": "down", "last_error": "refused", "scrape_url": "",
+             "last_scrape": 2000.0, "last_scrape_duration": 0.01, "scrape_interval": 5.0}]
+    api.targets = lambda deadline: late
+    record = ma.monitoring_record(api, {"targets": ["api-canary"], "rules": []}, Deadline(60, clock=clock), wall=clock,
+                                  sleep=clock.sleep)
+    assert record["status"] == "fail" and "waited_for_scrape_s" not in record["evidence"]
