@@ -54,8 +54,8 @@ description:
     the rollback decision is the first measurement that sees the failure, within one O(metrics[].interval) of it
     with O(source=scrape), plus the time Prometheus takes to see it with O(source=prometheus) - one scrape interval
     for a counted metric (a O(metrics[].kind)); a PromQL C(rate()) needs two samples of a series, so a 5xx series that
-    did not exist before (the first errors of a freshly started canary) costs a PromQL query a second scrape. The other metrics still running are reported as C(skipped) records
-    saying so.
+    did not exist before (the first errors of a freshly started canary) costs a PromQL query a second scrape. The
+    other metrics still running are reported as C(skipped) records saying so.
   - The records - C(Successful) is C(pass), C(Failed) is C(fail), C(Inconclusive) is C(error) with
     C(evidence.outcome=inconclusive) (the gate's NO-GO-INCONCLUSIVE), C(Error) is C(error). A dry-run metric
     (O(metrics[].dry_run)) is reported with C(blocking=false) and never stops the call.
