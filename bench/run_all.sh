@@ -56,6 +56,7 @@ else
   bench fleet bench/bench_fleet.py --hosts 20 --rounds 3 --db-once
   bench slo_analysis bench/bench_slo_analysis.py --rounds 3 --decision-rounds 4
   bench canary_judgement bench/bench_canary_judgement.py
+  bench soak_schedule bench/bench_soak_schedule.py
   echo "=== backup_drill: bench/bench_backup_drill.py (1 GB database)"
   python bench/bench_backup_drill.py 2>&1 | tee "$out/backup_drill.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=("backup_drill")
