@@ -241,8 +241,8 @@ options:
           - O(source=prometheus) - the PromQL expression; its value must be one number (a scalar or a vector of one
             series). An instant query at the time of each measurement unless O(metrics[].range) is set.
           - Select the variant by the Prometheus C(job) (C(clean-api) for stable, C(api-canary) for the canary on the
-            real service) - the real stable service's C(service) label is its C(APP_NAME) (by default
-            C(cleaning-economy-bot)), not C(api).
+            real service) - the C(service) label is the API's C(APP_NAME), C(api) and C(api-canary) in the service's
+            compose files, but the app's own default C(cleaning-economy-bot) where an API runs without them.
           - The real recording rules (C(sli:canary_error_rate5m) and the others) divide by C(clamp_min(total, 1)), which
             reads 0 % errors when there is no traffic at all. Either divide by the plain total (no traffic is then NaN,
             an inconclusive measurement) or set O(metrics[].traffic) - set it anyway.
