@@ -1373,7 +1373,8 @@ def _sequential_summary(run, label):
     looks = "look %d of %d" % (run.taken, metric.count)
     reason = last.reason if last is not None and last.reason else "no look"
     if run.phase == SUCCESSFUL:
-        return "%s: %s at %s" % (label, reason, looks)
+        held = " (undecided, holds: not the final look)" if run.note else ""
+        return "%s: %s at %s%s" % (label, reason, looks, held)
     if run.phase == FAILED:
         return "%s: %s at %s" % (label, reason, looks)
     if run.phase == STOPPED:

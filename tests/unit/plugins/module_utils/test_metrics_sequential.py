@@ -158,6 +158,7 @@ def test_undecided_at_the_final_look_is_inconclusive_unless_the_look_is_not_fina
     record = ma.metric_record(held[0], 1.0)
     assert held[0].phase == "Successful" and record["status"] == "pass"
     assert record["evidence"]["note"] == "undecided, holds: not the final look (final_look false)"
+    assert record["summary"].endswith("at look 2 of 2 (undecided, holds: not the final look)")
 
 
 def test_since_is_the_baseline_and_the_first_tick_already_looks():
