@@ -733,6 +733,12 @@ class Runner:
             note_latency_samples(parts, samples, plan["max_latency_ms"])
         return parts
 
+    def _cut_by_deadline(self, plan):
+        """Whether the probe's last request was not sent at all because the deadline had passed."""
+        outcome = self._outcomes.get(plan["name"])
+        return (outcome is not None and outcome.response is None and outcome.error is not None
+                and outcome.error.kind == "deadline" and not any(attempt.sent for attempt in outcome.attempts))
+
     def halt_if_unreachable(self, preconditions):
         """Once a precondition got no answer that says the service is not there, nothing else is sent: every later
         request is reported not run, naming that probe and why."""
@@ -866,7 +872,12 @@ class Runner:
         parts = []
         stop_reason = None
         while True:
-            parts = self.evaluate_once(plan)
+            latest = self.evaluate_once(plan)
+            if parts and self._cut_by_deadline(plan):
+                # A poll the deadline cut off before anything was sent tells nothing: the last real one is reported.
+                stop_reason = "deadline"
+                break
+            parts = latest
             evaluations += 1
             passed = all(part.status == PASS for part in parts)
             streak = streak + 1 if passed else 0

@@ -212,3 +212,21 @@ def test_the_admin_matrix_never_waits_past_the_call_deadline():
     seen.clear()
     matrix.run(DeadlineClient([5.0]), budget=None)  # alone (basic_auth_endpoint): its own deadline
     assert set(seen) == {120.0}
+
+
+def test_a_wait_mode_poll_cut_off_by_the_deadline_does_not_hide_the_last_real_answer():
+    refused = TransportError("refused", "connection refused")
+    cut = TransportError("deadline", "the deadline passed before the request was sent")
+
+    class CuttingClient(ScriptedClient):
+        def request(self, spec, policy=None, deadline=None, budget=None):
+            outcome = super(CuttingClient, self).request(spec, policy, deadline, budget)
+            if outcome.error is cut:
+                outcome.attempts = [Attempt(1, 0.0, 0.0, error="deadline: %s" % cut.message)]
+            return outcome
+
+    client = CuttingClient([refused, refused, cut])
+    runner, plan = runner_for(client, {"kind": "healthz"}, mode="wait", interval=0.0)
+    record = runner.run(plan)[0]
+    assert record["status"] == "fail" and "the service refuses connections" in record["summary"]
+    assert record["evidence"]["evaluations"] == 2

@@ -358,8 +358,9 @@ def test_wait_mode_gives_up_at_the_deadline(module_runner, server):
 
 
 def test_service_down_in_wait_mode_fails_liveness_and_sends_nothing_else(module_runner, closed_port):
-    result = run(module_runner, {"base_url": "http://127.0.0.1:%d" % closed_port, "mode": "wait", "deadline": 2,
-                                 "interval": 0.2, "backoff": 0.1, "probes": [{"kind": "healthz"}, {"kind": "readyz"}]})
+    # Wait mode polls until the deadline: 8 s leaves ample room for the first request on a loaded machine.
+    result = run(module_runner, {"base_url": "http://127.0.0.1:%d" % closed_port, "mode": "wait", "deadline": 8,
+                                 "interval": 0.5, "backoff": 0.1, "probes": [{"kind": "healthz"}, {"kind": "readyz"}]})
     by_name = records_by_name(result)
     assert by_name["healthz"]["status"] == "fail"
     assert "the service refuses connections" in by_name["healthz"]["summary"]
