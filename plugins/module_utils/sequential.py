@@ -341,6 +341,21 @@ def _verdict(bad, total, fail_limit, pass_limit, lower, upper, needed, final, be
                         "look" % (observed, format_share(fail_limit), format_share(lower)))
 
 
+def _look(decision, reason, bad, total, lower, upper, limit, needed):
+    """The dict one look answers (judge_share's; judge_vs_baseline adds the baseline's fields)."""
+    return {
+        "decision": decision,
+        "share": float(bad) / total if total else None,
+        "lower": lower,
+        "upper": upper,
+        "limit": limit,
+        "bad": bad,
+        "total": total,
+        "needed": needed if decision in ("continue", "inconclusive") else None,
+        "reason": reason,
+    }
+
+
 def judge_share(bad, total, limit, alpha, beta, final):
     """One look at a bad share against an absolute ``limit``. ``alpha``: the chance of a false fail over all the
     stage's looks; ``beta``: the chance of a false pass at its last look (``final``). Returns a dict with
@@ -355,17 +370,7 @@ def judge_share(bad, total, limit, alpha, beta, final):
     upper = final_upper_bound(bad, total, beta) if final else None
     needed = requests_to_pass(limit, beta)
     decision, reason = _verdict(bad, total, limit, limit, lower, upper, needed, final, beta)
-    return {
-        "decision": decision,
-        "share": float(bad) / total if total else None,
-        "lower": lower,
-        "upper": upper,
-        "limit": limit,
-        "bad": bad,
-        "total": total,
-        "needed": needed if decision in ("continue", "inconclusive") else None,
-        "reason": reason,
-    }
+    return _look(decision, reason, bad, total, lower, upper, limit, needed)
 
 
 class Margin:
@@ -438,16 +443,8 @@ def judge_vs_baseline(bad, total, base_bad, base_total, margin, alpha, beta, fin
     reason = "%s (baseline %s, margin %s)" % (
         reason, "no requests" if baseline_share is None else "%s of %d" % (format_share(baseline_share), base_total),
         margin.describe())
-    return {
-        "decision": decision,
-        "share": float(bad) / total if total else None,
-        "lower": lower,
-        "upper": upper,
-        "limit": limit,
-        "bad": bad,
-        "total": total,
-        "needed": needed if decision in ("continue", "inconclusive") else None,
-        "reason": reason,
+    result = _look(decision, reason, bad, total, lower, upper, limit, needed)
+    result.update({
         "baseline_bad": base_bad,
         "baseline_total": base_total,
         "baseline_share": baseline_share,
@@ -456,4 +453,5 @@ def judge_vs_baseline(bad, total, base_bad, base_total, margin, alpha, beta, fin
         "allowed": allowed,
         "allowed_final": allowed_final,
         "margin": margin.describe(),
-    }
+    })
+    return result
