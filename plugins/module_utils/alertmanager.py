@@ -34,7 +34,7 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.check_re
     join_limited,
     make_record,
 )
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import RequestSpec
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import MONITORING_CONNECT_TIMEOUT, RequestSpec
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import (
     api_auth_headers,
     api_connection_argument_spec,
@@ -379,12 +379,14 @@ class AlertCheck:
         headers = {"Accept": "application/json"}
         headers.update(api_auth_headers(self.params))
         return RequestSpec(self.request_url(), headers=headers, timeout=self.params["timeout"],
+                           connect_timeout=min(self.params["timeout"], MONITORING_CONNECT_TIMEOUT),
                            validate_certs=self.params["validate_certs"], ca_path=self.params.get("ca_path"))
 
     def fetch(self, client):
         """GET the alerts -> the parsed JSON body, or AnswerError."""
         timeout = self.params["timeout"]
         deadline = Deadline(timeout * 3 + 2.0)
+        # Refusals and timeouts are retried (a restart takes a moment); a 4xx never is (RetryPolicy: 429 only).
         outcome = client.request(self.request_spec(), policy=RetryPolicy(retries=2, backoff=0.5, backoff_max=2.0),
                                  deadline=deadline)
         response = outcome.response

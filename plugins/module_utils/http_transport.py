@@ -63,6 +63,9 @@ USER_AGENT = "cleanwithsnapshot.release-http/1.0"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 FOLLOW_REDIRECTS = ["none", "safe", "all"]
 IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE")
+# The connect timeout for the monitoring services a check reads (Prometheus, Alertmanager): they are nearby, so a
+# connection not accepted within seconds will not be; their read timeout (``timeout``) stays for slow answers.
+MONITORING_CONNECT_TIMEOUT = 3.0
 
 
 class HTTPRedirectHandler(urllib.request.HTTPRedirectHandler):

@@ -631,6 +631,12 @@ class Measurement:
         self.fatal = True
         return self.error(message)
 
+    def source_error(self, *errors):
+        """The source could not give the numbers; one whose answer cannot change (a 4xx such as a malformed query, a
+        Prometheus refusing connections) ends the metric at once instead of being asked again at every interval."""
+        self.fatal = any(getattr(error, "permanent", False) for error in errors)
+        return self.error("; ".join(error.message for error in errors))
+
     def inconclusive(self, reason):
         self.outcome = M_INCONCLUSIVE
         self.reason = "inconclusive: %s" % reason
@@ -787,7 +793,7 @@ def measure_prometheus(metric, api, deadline, wall=time.time):
         traffic = api.instant(metric.traffic["query"], deadline) if metric.traffic else None
         baseline = api.instant(metric.compare["baseline_query"], deadline) if metric.compare else None
     except SourceError as exc:
-        return measurement.error(exc.message)
+        return measurement.source_error(exc)
     except Inconclusive as exc:
         return measurement.inconclusive(str(exc))
     try:
@@ -959,7 +965,7 @@ class CountedRounds:
         if run.state is None and self.since is not None:
             failures += [past[v] for v in metric.variants if isinstance(past[v], SourceError)]
         if failures:
-            return Measurement(time.time()).error("; ".join(f.message for f in failures))
+            return Measurement(time.time()).source_error(*failures)
         if run.state is None:
             run.state = dict((v, mc.CounterTotals()) for v in metric.variants)
             if self.since is not None:
@@ -1023,7 +1029,8 @@ class ScrapeReader:
             mine = [snapshots[t["index"]] for t in self.targets if t["variant"] == variant]
             failures = [item for item in mine if isinstance(item, SourceError)]
             if failures:
-                readings[variant] = SourceError(failures[0].kind, "; ".join(f.message for f in failures))
+                readings[variant] = SourceError(failures[0].kind, "; ".join(f.message for f in failures),
+                                                permanent=all(f.permanent for f in failures))
                 continue
             samples = {}
             for position, snapshot in zip([t["index"] for t in self.targets if t["variant"] == variant], mine):
@@ -1195,7 +1202,7 @@ class MetricRun:
         metric = self.metric
         last = self.measurements[-1] if self.measurements else None
         if last is not None and last.fatal:
-            self.note = "the options cannot work: %s" % last.reason
+            self.note = "measuring again cannot help: %s" % last.reason
             return ERROR
         if metric.sequential:
             return self._assess_sequential(last)
@@ -1406,7 +1413,8 @@ def metric_summary(run):
         text = "%s: %s (fail fast)" % (label, run.note)
     elif run.note:
         text = "%s: %s: %s%s" % (label, "error" if run.phase == ERROR else "inconclusive", run.note,
-                                 "; last: %s" % last.reason if last is not None and last.reason else "")
+                                 "; last: %s" % last.reason if last is not None and last.reason
+                                 and last.reason not in run.note else "")
     elif run.phase == ERROR:
         text = "%s: error: %s; %d error%s in a row (limit %d)" % (
             label, last.reason, run.consecutive_errors, "" if run.consecutive_errors == 1 else "s",

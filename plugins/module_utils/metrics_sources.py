@@ -6,7 +6,10 @@
 * ``PrometheusAPI`` - the Prometheus HTTP API: instant queries (``/api/v1/query``), range queries
   (``/api/v1/query_range``), the scrape targets (``/api/v1/targets``) and the loaded rules (``/api/v1/rules``).
   Transport failures, HTTP errors and Prometheus's own errors (``{"status": "error", "errorType": "bad_data",
-  "error": "..."}``, for example a malformed PromQL) become a ``SourceError`` that carries Prometheus's text.
+  "error": "..."}``, for example a malformed PromQL) become a ``SourceError`` that carries Prometheus's text (and,
+  for a query, the query: it names the metric). An answer that asking again cannot change - a 4xx (a 400 bad_data is a
+  malformed query), or a Prometheus that refuses connections within its short connect deadline - is ``permanent``:
+  the analysis ends the metric at once instead of measuring it again at every interval.
 * ``Scraper`` - a service's own ``/metrics`` exposition (``Authorization: Bearer <METRICS_TOKEN>`` on the real
   service), parsed with ``prometheus_client``'s parser into a ``Snapshot`` of every sample. The parser is imported
   here guarded; the module reports a missing library (``missing_required_lib``) only when the scrape source is used.
@@ -24,7 +27,8 @@ import time
 import traceback
 import urllib.parse
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import RequestSpec
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_errors import NOT_SENT_ERRORS
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.http_transport import MONITORING_CONNECT_TIMEOUT, RequestSpec
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import api_auth_headers
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import safe_url
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.waiter import RetryPolicy
@@ -49,10 +53,17 @@ EXCERPT = 300
 class SourceError(Exception):
     """A measurement that could not be taken: ``kind`` is transport, http, prometheus, protocol or parse."""
 
-    def __init__(self, kind, message):
+    def __init__(self, kind, message, permanent=False):
         super(SourceError, self).__init__(message)
         self.kind = kind
         self.message = message
+        # Asking again cannot change the answer (a 4xx, a refused connection): the metric ends at once.
+        self.permanent = permanent
+
+
+def permanent_status(status):
+    """A 4xx answer but 429 (the transport waits that out) says the request itself is wrong: never asked again."""
+    return 400 <= status < 500 and status != 429
 
 
 def _excerpt(response, secrets):
@@ -62,11 +73,20 @@ def _excerpt(response, secrets):
     return secrets.text(text)
 
 
-def _no_answer(what, outcome, secrets):
+def _no_answer(what, outcome, secrets, refused_is_permanent=False):
     message = outcome.error.message if outcome.error is not None else "no answer"
     if outcome.gave_up:
         message = "%s (%s)" % (message, outcome.gave_up)
-    return SourceError("transport", secrets.text("%s did not answer: %s" % (what, message)))
+    # Prometheus refused (or its name is unknown) on every attempt: nothing listens there, and the next interval will
+    # not differ. A scraped service may be restarting, so its refusals are measured again.
+    refused = outcome.error is not None and outcome.error.kind in NOT_SENT_ERRORS and outcome.error.kind != "connect_timeout"
+    return SourceError("transport", secrets.text("%s did not answer: %s" % (what, message)),
+                       permanent=refused and refused_is_permanent)
+
+
+def _quoted_query(query):
+    text = " ".join(query.split())
+    return "`%s`" % (text if len(text) <= EXCERPT else text[:EXCERPT] + "...")
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
@@ -167,19 +187,24 @@ class PrometheusAPI:
         """GET an API path; ``(data, warnings)`` of a ``status: success`` answer, else a SourceError."""
         url = "%s%s?%s" % (self.base_url, path, urllib.parse.urlencode(params or {}))
         spec = RequestSpec(url, headers=self.headers, timeout=self.timeout, validate_certs=self.validate_certs,
-                           ca_path=self.ca_path)
+                           ca_path=self.ca_path, connect_timeout=min(self.timeout, MONITORING_CONNECT_TIMEOUT))
         outcome = self.client.request(spec, self.policy, deadline)
         self.requests_sent += len(outcome.attempts)
         response = outcome.response
         if response is None:
-            raise _no_answer(self.where, outcome, self.secrets)
+            raise _no_answer(self.where, outcome, self.secrets, refused_is_permanent=True)
+        permanent = permanent_status(response.status)
+        # A query's error names the query (and so its metric): which of a call's queries is wrong is otherwise a guess.
+        about = " to the query %s" % _quoted_query(params["query"]) if (params or {}).get("query") else ""
         document = response.json()
         if isinstance(document, dict) and document.get("status") == "error":
-            raise SourceError("prometheus", self.secrets.text("%s answered %d %s: %s" % (
-                self.where, response.status, document.get("errorType") or "error", document.get("error") or "")))
+            raise SourceError("prometheus", self.secrets.text("%s answered %d %s%s: %s" % (
+                self.where, response.status, document.get("errorType") or "error", about, document.get("error") or "")),
+                permanent=permanent)
         if response.status != 200:
-            raise SourceError("http", "%s answered HTTP %d %s: %s" % (
-                self.where, response.status, response.reason, _excerpt(response, self.secrets)))
+            raise SourceError("http", "%s answered HTTP %d %s%s: %s" % (
+                self.where, response.status, response.reason, self.secrets.text(about), _excerpt(response, self.secrets)),
+                permanent=permanent)
         if not isinstance(document, dict) or document.get("status") != "success":
             raise SourceError("protocol", "%s: not a Prometheus API answer (%s): %s" % (
                 self.where, response.json_error or "no status: success", _excerpt(response, self.secrets)))

@@ -65,8 +65,8 @@ def test_prometheus_errors_carry_its_own_text_and_no_secret(server):
     with pytest.raises(ms.SourceError) as info:
         api.instant("sum(x))", deadline())
     assert info.value.kind == "prometheus"
-    assert info.value.message == ("Prometheus at %s answered 400 bad_data: 1:6: parse error: unexpected right "
-                                  "parenthesis ')'" % server.base_url)
+    assert info.value.message == ("Prometheus at %s answered 400 bad_data to the query `sum(x))`: 1:6: parse error: "
+                                  "unexpected right parenthesis ')'" % server.base_url)
     with pytest.raises(ms.SourceError) as info:
         api.instant("up", deadline())
     assert info.value.kind == "http" and "answered HTTP 502" in info.value.message and TOKEN not in info.value.message

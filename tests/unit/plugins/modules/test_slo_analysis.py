@@ -109,7 +109,8 @@ def test_secrets_are_masked_in_prometheus_errors_and_the_invocation(module_runne
     result = run(module_runner, args)
     record = records_by_name(result)["error_rate"]
     assert record["status"] == "error" and record["evidence"]["outcome"] == "error"
-    assert "answered 400 bad_data: 1:9: parse error near ******** and ********" in record["summary"]
+    assert "answered 400 bad_data to the query `%s`: 1:9: parse error near ******** and ********" % (
+        " ".join(ERROR_RATE["query"].split())) in record["summary"]
     assert result["invocation"]["module_args"]["prometheus"]["url_password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
