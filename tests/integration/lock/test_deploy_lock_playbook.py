@@ -157,3 +157,16 @@ def test_an_expired_lock_is_broken_only_with_the_variable_and_the_report_says_so
     assert "BROKE the expired lock of olduser@old-controller" in summary and "since 2026-01-01T00:00:00+00:00" in summary
     assert "BROKE the expired lock" in (broke.artifacts / "gonogo.md").read_text()
     assert window.acting() == ["x"] and not window.lock.exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--check"]], ids=["run", "check-mode"])
+def test_the_lock_role_prints_no_deprecation_warning(window, extra):
+    """The lock role runs in every release, deploy and rollback: a deprecation it prints reaches every user (the bool
+    filter given the module's null 'broken' did, on every run)."""
+    window.go()
+    run = window.start("w", *extra)
+    rc = run.wait()
+    assert "[DEPRECATION WARNING]" not in run.output, run.output[-3000:]
+    # A lock only planned in check mode is not verified: never GO there.
+    assert (rc == 0) == (not extra), run.output[-3000:]
+    assert "Release the deploy lock this run holds" in run.output
