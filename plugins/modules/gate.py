@@ -25,8 +25,11 @@ description:
     or a run in which no blocking criterion passed at all gives C(NO-GO-INCONCLUSIVE) (unless something also failed, which gives C(NO-GO)).
     The gate fails closed, it never says C(GO) because a check silently did not run.
   - Waived criteria are reported as waived and do not gate; advisory findings are reported and never gate.
-  - Writes three reports into O(artifacts_dir), each written to a temporary file and renamed into place,
-    so no reader ever sees a half-written report. C(gonogo.json) for machines, C(gonogo.md) for humans
+  - Writes three reports into a new folder of O(artifacts_dir) named after the UTC time, the playbook and the
+    release label (C(20261207T044501Z-verify-v1.2.3)), each written to a temporary file and renamed into place,
+    so no reader ever sees a half-written report and no run overwrites another's. C(latest) is a link to the newest
+    folder (replaced atomically), the top-level C(gonogo.json), C(gonogo.md) and C(junit.xml) are links into
+    C(latest), and only the newest O(keep_runs) folders are kept. C(gonogo.json) for machines, C(gonogo.md) for humans
     (verdict banner, failing criteria first with their summary and key evidence, then every criterion),
     and C(junit.xml) (one test case per criterion and host).
   - A canary's stages are shown stage by stage. A record whose evidence names its stage (C(stage.weight), set by
@@ -122,9 +125,28 @@ options:
     elements: str
   artifacts_dir:
     description:
-      - The directory the reports are written to, created when missing.
+      - The directory the run folders are made in, created when missing.
       - Defaults to C(artifacts) next to the playbook.
     type: path
+  keep_runs:
+    description:
+      - How many run folders to keep in O(artifacts_dir), the newest by the time in their names; older ones are
+        removed after the reports were written. C(0) keeps every run.
+      - Only folders the gate made (a C(.cleanwithsnapshot-run) file inside and a name of that shape) are ever
+        removed; anything else in O(artifacts_dir) is left alone.
+    type: int
+    default: 20
+  playbook:
+    description:
+      - The playbook's name in the run folder's name.
+      - Defaults to the playbook file C(ansible-playbook) was started with (C(run) when there is none).
+    type: str
+  stats_markdown_bytes:
+    description:
+      - The most bytes (UTF-8) of C(gonogo.md) published in the stats as C(gonogo_markdown); a longer report is cut at
+        a line with a note saying so. C(0) publishes no Markdown.
+    type: int
+    default: 32768
   fail_on_nogo:
     description:
       - Fail the task on any verdict other than C(GO), with a message naming each failing and inconclusive
@@ -135,7 +157,8 @@ options:
   publish_stats:
     description:
       - Return C(ansible_stats) (set_stats semantics, C(per_host=false)) with C(gonogo_verdict),
-        C(gonogo_failing) and C(gonogo_report), so an AWX workflow sees the verdict.
+        C(gonogo_failing), C(gonogo_findings), C(gonogo_markdown) and C(gonogo_report), so an AWX workflow sees the
+        verdict and keeps the report (under AWX the files stay in the job's temporary directory).
     type: bool
     default: true
   release:
@@ -298,18 +321,38 @@ criteria:
   sample: [{"criterion": "health.readiness", "outcome": "fail", "status": "fail", "blocking": true,
             "required": true, "hosts": ["app1", "app2"], "summary": "app1: /readyz 503"}]
 reports:
-  description: Paths of the reports written.
+  description: Paths of the reports written, in this run's folder.
   returned: when the reports were written
   type: dict
-  sample: {"json": "/srv/release/artifacts/gonogo.json", "markdown": "/srv/release/artifacts/gonogo.md",
-           "junit": "/srv/release/artifacts/junit.xml"}
+  sample: {"json": "/srv/release/artifacts/20261207T044501Z-verify-v1.2.3/gonogo.json",
+           "markdown": "/srv/release/artifacts/20261207T044501Z-verify-v1.2.3/gonogo.md",
+           "junit": "/srv/release/artifacts/20261207T044501Z-verify-v1.2.3/junit.xml"}
+run_dir:
+  description: This run's report folder.
+  returned: when the reports were written
+  type: str
+  sample: /srv/release/artifacts/20261207T044501Z-verify-v1.2.3
+removed_runs:
+  description: The run folders removed by O(keep_runs), oldest first.
+  returned: when the reports were written
+  type: list
+  elements: str
+  sample: [20261101T020000Z-verify-v1.2.2]
 ansible_stats:
   description:
     - Custom stats in M(ansible.builtin.set_stats) form; ansible-core records them for successful tasks and AWX
-      turns them into job artifacts. C(data) holds C(gonogo_verdict), C(gonogo_failing) and C(gonogo_report)
-      (release, mode, generated_at, inconclusive, waived and the report paths).
+      turns them into job artifacts. C(data) holds C(gonogo_verdict), C(gonogo_failing) (the failing criterion ids),
+      C(gonogo_findings) (each failing and inconclusive criterion with its outcome, hosts and whole summary),
+      C(gonogo_markdown) (C(gonogo.md), at most O(stats_markdown_bytes) bytes, cut with a note) and C(gonogo_report)
+      (release, mode, generated_at, inconclusive, waived, missing_hosts, run_dir, markdown_cut and the report paths).
+    - Secrets are masked in all of it, as in the reports.
   returned: when O(publish_stats=true)
   type: dict
-  sample: {"data": {"gonogo_verdict": "GO", "gonogo_failing": [], "gonogo_report": {"release": "v1", "mode": "normal",
-           "json": "/srv/release/artifacts/gonogo.json"}}, "per_host": false, "aggregate": false}
+  sample: {"data": {"gonogo_verdict": "NO-GO", "gonogo_failing": ["health.readiness"],
+           "gonogo_findings": [{"criterion": "health.readiness", "outcome": "fail", "hosts": ["app1"],
+                                "summary": "app1: GET /readyz 503"}],
+           "gonogo_markdown": "# Release gate: NO-GO ...",
+           "gonogo_report": {"release": "v1", "mode": "normal", "run_dir": "/srv/release/artifacts/20261207T044501Z-verify-v1",
+                             "markdown_cut": false, "json": "/srv/release/artifacts/20261207T044501Z-verify-v1/gonogo.json"}},
+           "per_host": false, "aggregate": false}
 """

@@ -75,12 +75,49 @@ def message(report, paths=None):
     return " | ".join(parts)
 
 
-def stats(report, paths=None):
-    """What the gate publishes with set_stats semantics for AWX workflows."""
+STATS_MARKDOWN_LIMIT = 32 * 1024
+
+
+def findings(report):
+    """The failing and inconclusive criteria with their whole summaries (what a workflow node shows)."""
+    found = []
+    for criterion in report["criteria"]:
+        if criterion["outcome"] not in (OUTCOME_FAIL, OUTCOME_INCONCLUSIVE):
+            continue
+        shown = [r for r in criterion["records"] if r["blocking"] and not r["waived"]
+                 and (r["status"] in (FAIL, ERROR) or r["check_mode_skip"])]
+        lines = ["%s: %s" % (host_label(r["host"]), r["summary"]) if host_label(r["host"]) != "-" else r["summary"]
+                 for r in shown if r["summary"]]
+        summary = "; ".join(lines) or criterion["summary"] or "; ".join(criterion["reasons"])
+        found.append({"criterion": criterion["criterion"], "outcome": criterion["outcome"],
+                      "hosts": list(criterion["hosts"]), "summary": summary})
+    return found
+
+
+def bounded_markdown(text, limit, where=None):
+    """``text`` cut at a line boundary so that it and the note saying so fit in ``limit`` bytes (UTF-8).
+    Returns (text, cut)."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text, False
+    note = "\n\n> **Cut at %d bytes of %d for the job's artifacts;** the whole report is gonogo.md%s.\n" % (
+        limit, len(data), " in %s" % where if where else "")
+    room = max(0, limit - len(note.encode("utf-8")))
+    head = data[:room].decode("utf-8", "ignore")
+    if "\n" in head:
+        head = head[:head.rindex("\n")]
+    return head + note, True
+
+
+def stats(report, paths=None, run_dir=None, markdown_limit=STATS_MARKDOWN_LIMIT):
+    """What the gate publishes with set_stats semantics for AWX workflows: the verdict, the failing criteria
+    (ids, and with their summaries), and gonogo.md bounded to ``markdown_limit`` bytes (0: left out), since
+    under AWX the files stay in the job's temporary directory and only these values are kept."""
     paths = paths or {}
-    return {
+    data = {
         "gonogo_verdict": report["verdict"],
         "gonogo_failing": list(report["failing"]),
+        "gonogo_findings": findings(report),
         "gonogo_report": {
             "release": report["release"],
             "mode": report["mode"],
@@ -88,11 +125,17 @@ def stats(report, paths=None):
             "inconclusive": list(report["inconclusive"]),
             "waived": list(report["waived"]),
             "missing_hosts": list(report.get("missing_hosts") or []),
+            "run_dir": run_dir,
             "json": paths.get("json"),
             "markdown": paths.get("markdown"),
             "junit": paths.get("junit"),
         },
     }
+    if markdown_limit:
+        text, cut = bounded_markdown(render_markdown(report), markdown_limit, run_dir)
+        data["gonogo_markdown"] = text
+        data["gonogo_report"]["markdown_cut"] = cut
+    return data
 
 
 # ---------------------------------------------------------------------------------------------

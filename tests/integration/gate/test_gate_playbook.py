@@ -41,7 +41,9 @@ def test_go_passes_the_play_writes_reports_and_publishes_stats(run_playbook):
     assert run.rc == 0, run.output
     assert run.custom_stats["gonogo_verdict"] == "GO"
     assert run.custom_stats["gonogo_failing"] == []
-    assert run.custom_stats["gonogo_report"]["json"] == str(run.artifacts / "gonogo.json")
+    run_dir = Path(run.custom_stats["gonogo_report"]["run_dir"])
+    assert run_dir.parent == run.artifacts and run_dir.name.endswith("Z-playbook-v2026.11.1")
+    assert run.custom_stats["gonogo_report"]["json"] == str(run_dir / "gonogo.json")
     assert "CUSTOM STATS" in run.stdout and '"gonogo_verdict": "GO"' in run.stdout
     report = run.report()
     assert report["verdict"] == "GO" and report["release"] == "v2026.11.1" and report["mode"] == "normal"
@@ -255,3 +257,47 @@ def test_a_canarys_stages_are_reported_with_their_measurements(run_playbook, tmp
     assert "stage 25 %: canary 5 %, stable -, threshold < 1 %, requests 600" in failed.find("failure").text
     assert dict((p.get("name"), p.get("value")) for p in failed.find("properties"))["stage_weight"] == "25"
     assert "SLO measurements of stage 10 % (last look)" in cases["canary.step [stage 10 %]"].find("system-out").text
+
+
+def test_each_run_keeps_its_reports_latest_is_the_newest_and_retention_removes_the_oldest(run_playbook):
+    """Three runs of one playbook into one artifacts directory: a GO, a NO-GO, a GO. With keep_runs 2 the first
+    folder goes, the NO-GO's stays, latest and the top-level names are the third's; a folder the collection did not
+    make is never touched."""
+    verdicts = []
+    for index, records in enumerate((PASSING, PASSING + [record("jobs.status", "fail", "outbox stuck")], PASSING)):
+        run = run_playbook([gate_task(fail_on_nogo=False, keep_runs=2)], {"records": records})
+        assert run.rc == 0, run.output
+        verdicts.append((run.custom_stats["gonogo_report"]["run_dir"], run.custom_stats["gonogo_verdict"]))
+        if index == 0:
+            (run.artifacts / "team-notes").mkdir()
+    folders = sorted(p.name for p in run.artifacts.iterdir() if p.is_dir() and not p.is_symlink())
+    assert folders == sorted([Path(verdicts[1][0]).name, Path(verdicts[2][0]).name, "team-notes"])
+    assert [v for dummy, v in verdicts] == ["GO", "NO-GO", "GO"]
+    assert json.loads((Path(verdicts[1][0]) / "gonogo.json").read_text())["verdict"] == "NO-GO"
+    assert (run.artifacts / "latest").resolve() == Path(verdicts[2][0])
+    assert run.report()["verdict"] == "GO"  # the top-level gonogo.json reads latest's
+
+
+def test_awx_stats_carry_the_findings_the_markdown_and_no_secret(run_playbook):
+    """What AWX keeps of a NO-GO job (the files stay in its temporary directory): the verdict, each failing
+    criterion with its whole summary, and gonogo.md cut to stats_markdown_bytes (here 1 KiB) with a note - never a secret."""
+    leak = "viewer login with %s accepted; fix: revoke the viewer's admin grant and rerun verify" % CANARY
+    records = PASSING + [record("auth.roles", "fail", leak, host="app1"),
+                         record("migrations.at_head", "error", "version table missing")]
+    tasks = [gate_task(fail_on_nogo=False, redact_values=[CANARY], stats_markdown_bytes=1024),
+             {"name": "Stop on anything but GO", "ansible.builtin.fail": {"msg": "{{ gonogo.msg }}"},
+              "when": "gonogo.verdict != 'GO'"}]
+    run = run_playbook(tasks, {"records": records})
+    assert run.rc == 2
+    stats = run.custom_stats
+    assert stats["gonogo_verdict"] == "NO-GO" and stats["gonogo_failing"] == ["auth.roles"]
+    findings = dict((f["criterion"], f) for f in stats["gonogo_findings"])
+    assert findings["auth.roles"]["outcome"] == "fail" and findings["auth.roles"]["hosts"] == ["app1"]
+    assert findings["auth.roles"]["summary"].endswith("fix: revoke the viewer's admin grant and rerun verify")
+    assert findings["migrations.at_head"] == {"criterion": "migrations.at_head", "outcome": "inconclusive",
+                                              "hosts": ["-"], "summary": "version table missing"}
+    markdown = stats["gonogo_markdown"]
+    assert markdown.startswith("# Release gate: NO-GO") and len(markdown.encode("utf-8")) <= 1024
+    assert stats["gonogo_report"]["markdown_cut"] is True and "Cut at 1024 bytes" in markdown
+    assert stats["gonogo_report"]["run_dir"] in markdown
+    assert CANARY not in json.dumps(stats) and CANARY not in run.output

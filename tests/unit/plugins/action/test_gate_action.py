@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import yaml
@@ -47,24 +48,25 @@ def test_documented_options_match_the_argument_spec():
         assert doc.get("default") == spec.get("default"), name
     returned = yaml.safe_load(gate_doc.RETURN)
     result = run_gate({"records": passing(), "artifacts_dir": "/tmp/unused-%d" % os.getpid()})
+    shutil.rmtree("/tmp/unused-%d" % os.getpid())
     for key in ("verdict", "mode", "release", "msg", "failing", "inconclusive", "waived", "advisory", "input_errors",
-                "counts", "criteria", "reports", "ansible_stats"):
+                "counts", "criteria", "reports", "run_dir", "removed_runs", "ansible_stats"):
         assert key in returned and key in result, key
-    for path in result["reports"].values():
-        os.unlink(path)
-    os.rmdir(os.path.dirname(result["reports"]["json"]))
 
 
 def test_go_writes_reports_and_publishes_stats(tmp_path):
     result = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), "release": "v2026.11.1"})
     assert result["verdict"] == "GO" and not result.get("failed") and result["changed"] is False
     assert result["mode"] == "normal"
-    assert result["reports"] == {"json": str(tmp_path / "gonogo.json"), "markdown": str(tmp_path / "gonogo.md"),
-                                 "junit": str(tmp_path / "junit.xml")}
+    run_dir = tmp_path / os.path.basename(result["run_dir"])
+    assert result["reports"] == {"json": str(run_dir / "gonogo.json"), "markdown": str(run_dir / "gonogo.md"),
+                                 "junit": str(run_dir / "junit.xml")}
+    assert run_dir.name.endswith("Z-run-v2026.11.1")  # no playbook file outside ansible-playbook
     stats = result["ansible_stats"]
     assert stats["per_host"] is False and stats["aggregate"] is False
     assert stats["data"]["gonogo_verdict"] == "GO" and stats["data"]["gonogo_failing"] == []
-    assert stats["data"]["gonogo_report"]["json"] == str(tmp_path / "gonogo.json")
+    assert stats["data"]["gonogo_report"]["json"] == str(run_dir / "gonogo.json")
+    assert stats["data"]["gonogo_report"]["run_dir"] == str(run_dir)
     assert json.loads((tmp_path / "gonogo.json").read_text())["release"] == "v2026.11.1"
 
 
@@ -107,8 +109,9 @@ def test_check_mode_writes_reports_that_say_check(tmp_path):
 
 def test_default_artifacts_dir_is_next_to_the_playbook(tmp_path):
     result = run_gate({"records": passing()}, task_vars={"playbook_dir": str(tmp_path)})
-    assert result["reports"]["json"] == str(tmp_path / "artifacts" / "gonogo.json")
-    assert (tmp_path / "artifacts" / "junit.xml").is_file()
+    assert result["reports"]["json"] == os.path.join(result["run_dir"], "gonogo.json")
+    assert os.path.dirname(result["run_dir"]) == str(tmp_path / "artifacts")
+    assert (tmp_path / "artifacts" / "latest" / "junit.xml").is_file()
 
 
 def test_publish_stats_false(tmp_path):
