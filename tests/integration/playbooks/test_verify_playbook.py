@@ -166,3 +166,20 @@ def test_the_backup_drill_role_refuses_the_sources_server_unless_allowed(playboo
     assert "unless backup_drill_allow_source_server: true" in error
     password = stack.facts()["db"]["superuser_password"]
     assert password not in proc.stdout and password not in json.dumps(report)
+
+
+def test_two_verify_runs_keep_two_reports_and_latest_is_the_second(playbook, stack, tmp_path):
+    """A nightly verify no longer overwrites the release's report: each run has its own folder (time, playbook,
+    release label) and latest is the newest."""
+    proc, first = playbook("verify.yml", "-e", "release_label=v1.2.3")
+    assert proc.returncode == 0 and first["verdict"] == "GO", proc.stdout[-3000:]
+    stack.fresh_rate_window()
+    stack.set_fault("rls_not_forced")
+    proc, second = playbook("verify.yml", "-e", "release_label=v1.2.4")
+    assert proc.returncode != 0 and second["verdict"] == "NO-GO", proc.stdout[-3000:]
+    artifacts = tmp_path / "artifacts"
+    runs = sorted((p for p in artifacts.iterdir() if p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
+    assert [p.name.split("-", 1)[1] for p in runs] == ["verify-v1.2.3", "verify-v1.2.4"]
+    assert json.loads((runs[0] / "gonogo.json").read_text())["verdict"] == "GO"
+    assert json.loads((runs[1] / "gonogo.json").read_text())["verdict"] == "NO-GO"
+    assert (artifacts / "latest").resolve() == runs[1]
