@@ -9,6 +9,12 @@ held until the call's sends are recorded, so two runs against one service take t
 its limit together), hands the module the history, and records what the module reports it sent. The times
 come from the machine that sent the requests, so one entry never mixes two clocks.
 
+Before a call that will wait for the service's window, the action plugin says so at default verbosity: how long at
+least, and why (the limit, the sends of earlier runs still inside the window, the counted requests the call plans).
+A module cannot print while it runs, so the wait is foreseen here from the same budget the module will spend
+(rate_budget.RequestBudget over the ledger's history) and a lower bound of the call's counted requests (one per
+probe or admin endpoint the service counts; retries and repeated samples come on top).
+
 Safe for concurrent runs (a lock file per entry, the entry replaced atomically) and for a missing, corrupt or
 unwritable file: the run goes on without history and says so, and a 429 that this costs is waited out by the
 module; the ledger never fails a check.
@@ -29,8 +35,14 @@ import time
 from collections import Counter
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
-from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import origin_of
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.module_support import join_url
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.probes import KIND_DEFAULTS
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.rate_budget import RequestBudget, origin_of
+from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.request_plan import WRITE_METHODS
+
+display = Display()
 
 ENV_DIR = "CWS_RATE_LEDGER_DIR"
 FORMAT = 1
@@ -171,9 +183,67 @@ def client_of(delegate_to, task_vars, connection):
     return str(task_vars.get("ansible_host") or task_vars.get("inventory_hostname") or "controller")
 
 
-def run_with_ledger(execute, args, rate_options, base_url, client, deadline):
+def planned_requests(args):
+    """A lower bound of the requests a readiness_probe or basic_auth_endpoint call sends: ``[(method, url)]``, one per
+    probe and per admin endpoint that reads (a write may be planned only). Input the module will refuse is skipped."""
+    base_url = args.get("base_url")
+    planned = []
+    for probe in args.get("probes") or []:
+        if not isinstance(probe, dict):
+            continue
+        kind = probe.get("kind") or "custom"
+        path = probe.get("path") or (KIND_DEFAULTS.get(kind) or {}).get("path")
+        url = probe.get("url") or (join_url(base_url, path) if base_url and path else None)
+        if isinstance(url, str) and kind != "https_redirect":
+            planned.append((str(probe.get("method") or "GET").upper(), url))
+    admin = args.get("admin") if isinstance(args.get("admin"), dict) else args
+    for endpoint in admin.get("endpoints") or []:
+        if isinstance(endpoint, dict) and isinstance(endpoint.get("path"), str) and base_url:
+            method = str(endpoint.get("method") or "GET").upper()
+            if method not in WRITE_METHODS:
+                planned.append((method, join_url(base_url, endpoint["path"])))
+    return planned
+
+
+def window_notice(options, base_url, planned, client="controller", deadline=None, clock=time.time):
+    """What to print before a call whose planned requests must wait for the service's window, or None. ``options``:
+    the call's rate_limit with ``history`` (epoch seconds) from the ledger; unset sub-options take the module's
+    defaults."""
+    given = dict((key, value) for key, value in options.items() if value is not None)
+    try:
+        budget = RequestBudget.from_options(given, base_url, clock=clock, sleep=lambda seconds: None)
+    except (TypeError, ValueError):
+        return None  # the module names the bad sub-option itself
+    counted = [url for method, url in planned if budget.counts(method, url)]
+    if not counted or not budget.history_in_window:
+        return None
+    wait = 0.0
+    for _url in counted:
+        wait = budget.acquire()[1]
+    if wait < 1.0:
+        return None
+    why = ("%d requests per %g s, %d kept in reserve; %d sent within the window by earlier runs from %s; %d counted "
+           "requests planned, retries on top" % (budget.requests, budget.window, budget.margin, budget.history_in_window,
+                                                 "this controller" if client == "controller" else client, len(counted)))
+    if deadline is not None and wait > deadline:
+        return ("the rate-limit window of %s has no room for this call's requests for about %.0f s, after its deadline "
+                "(%g s): the requests that do not fit are not sent (%s)" % (budget.origin, wait, deadline, why))
+    return "waiting about %.0f s for the rate-limit window of %s before this call's requests can go (%s)" % (
+        wait, budget.origin, why)
+
+
+def _given_deadline(args):
+    """The call's deadline option when the task sets one (the modules' defaults differ), else None."""
+    try:
+        return float(args["deadline"]) if args.get("deadline") is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def run_with_ledger(execute, args, rate_options, base_url, client, deadline, announce=None):
     """``execute(args)`` -> the module's result, with ``rate_limit.history`` from the ledger entry of (origin of
-    ``base_url``, ``client``) and the module's ``rate_limit.sent`` recorded in it, under the entry's lock."""
+    ``base_url``, ``client``) and the module's ``rate_limit.sent`` recorded in it, under the entry's lock.
+    ``announce(text)`` is told beforehand when the call's planned requests must wait for the service's window."""
     options = dict(rate_options or {})
     if not base_url or options.get("ledger") is False or options.get("requests", 1) == 0:
         return execute(args)
@@ -183,6 +253,11 @@ def run_with_ledger(execute, args, rate_options, base_url, client, deadline):
     with entry:
         # Sends the caller knows of (rate_limit.history) count as well as the ledger's.
         options["history"] = sorted(entry.history + [float(t) for t in options.get("history") or []])
+        notice = None
+        if announce is not None:
+            notice = window_notice(options, base_url, planned_requests(args), client, _given_deadline(args))
+        if notice:
+            announce(notice)
         result = execute(dict(args, rate_limit=options))
         report = result.get("rate_limit") if isinstance(result.get("rate_limit"), dict) else None
         if report is not None:
@@ -215,5 +290,8 @@ class LedgeredModuleAction(ActionBase):
         def execute(module_args):
             return self._execute_module(module_name=self.MODULE, module_args=module_args, task_vars=task_vars)
 
-        result.update(run_with_ledger(execute, args, rate, args.get("base_url"), client, deadline))
+        def announce(text):
+            display.display("%s: %s" % (self._task.get_name() or self.MODULE, text))
+
+        result.update(run_with_ledger(execute, args, rate, args.get("base_url"), client, deadline, announce=announce))
         return result
