@@ -127,8 +127,8 @@ def prune(root, keep, current, warnings):
             shutil.rmtree(os.path.join(root, name))
             removed.append(name)
         except OSError as exc:
-            warnings.append("could not remove the old report folder %s: %s" % (os.path.join(root, name),
-                                                                                exc.strerror or exc))
+            warnings.append("could not remove the old report folder %s: %s"
+                            % (os.path.join(root, name), exc.strerror or exc))
     return removed
 
 
