@@ -162,3 +162,21 @@ def test_expired_waiver_is_warned_about(tmp_path):
     result = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), "waivers": waivers})
     assert result["warnings"] == ["waivers[0] for backup.freshness expired on 2001-02-03 and was ignored"]
     assert result["verdict"] == "GO"
+
+
+@pytest.mark.parametrize("option", ["keep_runs", "stats_markdown_bytes"])
+def test_a_negative_count_is_refused_naming_the_option(tmp_path, option):
+    result = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), option: -1})
+    assert result["failed"] is True and result["msg"].startswith("option %s: -1 is negative" % option)
+    assert os.listdir(str(tmp_path)) == []  # refused before anything was decided or written
+
+
+def test_each_decision_keeps_its_folder_and_keep_runs_prunes_the_oldest(tmp_path):
+    first = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), "keep_runs": 2, "playbook": "verify.yml"})
+    second = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), "keep_runs": 2, "playbook": "verify.yml"})
+    third = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), "keep_runs": 2, "playbook": "verify.yml"})
+    assert os.path.basename(first["run_dir"]).endswith("Z-verify")
+    assert first["removed_runs"] == [] and second["removed_runs"] == []
+    assert third["removed_runs"] == [os.path.basename(first["run_dir"])]
+    assert not os.path.exists(first["run_dir"]) and os.path.isdir(second["run_dir"])
+    assert os.readlink(str(tmp_path / "latest")) == os.path.basename(third["run_dir"])
