@@ -102,7 +102,9 @@ def bounded_markdown(text, limit, where=None):
         return text, False
     note = "\n\n> **Cut at %d bytes of %d for the job's artifacts;** the whole report is gonogo.md%s.\n" % (
         limit, len(data), " in %s" % where if where else "")
-    room = max(0, limit - len(note.encode("utf-8")))
+    room = limit - len(note.encode("utf-8"))
+    if room <= 0:  # a bound smaller than the note: the note alone, cut to the bound
+        return note.encode("utf-8")[:limit].decode("utf-8", "ignore"), True
     head = data[:room].decode("utf-8", "ignore")
     if "\n" in head:
         head = head[:head.rindex("\n")]

@@ -131,3 +131,8 @@ def test_stats_markdown_is_bounded_with_a_note_when_cut():
 def test_stats_never_carry_a_secret():
     report = decide("fail", summary="viewer login with %s accepted" % CANARY, secrets=[CANARY])
     assert CANARY not in json.dumps(reports.stats(report))
+
+
+def test_a_bound_smaller_than_the_note_is_still_kept():
+    text, cut = reports.bounded_markdown("# Release gate: GO\n" + "x" * 500, 40, "/srv/artifacts/run")
+    assert cut is True and len(text.encode("utf-8")) <= 40 and "Cut at 40 bytes" in text
