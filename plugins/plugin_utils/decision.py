@@ -30,6 +30,11 @@ from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redactio
     redact,
     redact_text,
 )
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.criteria_catalog import (
+    CatalogError,
+    known_criteria,
+    unknown_criterion,
+)
 
 GO = "GO"
 NO_GO = "NO-GO"
@@ -395,6 +400,27 @@ def _utc_now(now):
     return now
 
 
+def _unknown_criteria(active, expired, advisory_ids, known):
+    """A waiver or an advisory entry naming no criterion this collection or this run knows is a typo, never a silent
+    "nothing to waive": refused, naming the close ones. Returns ``(active, advisory_ids, errors)`` without them."""
+    errors = []
+    kept_active = []
+    for waiver in active + expired:
+        problem = unknown_criterion(waiver["criterion"], known)
+        if problem:
+            errors.append("waivers[%d].criterion: %s" % (waiver["index"], problem))
+        elif waiver in active:
+            kept_active.append(waiver)
+    kept_advisory = []
+    for criterion in advisory_ids:
+        problem = unknown_criterion(criterion, known)
+        if problem:
+            errors.append("advisory: %s" % problem)
+        else:
+            kept_advisory.append(criterion)
+    return kept_active, kept_advisory, errors
+
+
 def _read_inputs(records, results, waivers, advisory, required_criteria, expected_hosts, today, secrets):
     """Every input checked and made plain; the input errors of all of them in one list."""
     collected, input_errors, notes = collect(to_plain(records), to_plain(results), secrets=secrets)
@@ -402,8 +428,18 @@ def _read_inputs(records, results, waivers, advisory, required_criteria, expecte
     advisory_ids, advisory_errors = _check_ids(to_plain(advisory), "advisory")
     required_ids, required_errors = _check_ids(to_plain(required_criteria), "required_criteria")
     expected, host_errors = _check_hosts(to_plain(expected_hosts))
+    unknown_errors = []
+    if active or expired or advisory_ids:
+        # Known: the catalog (docs/criteria.md), and whatever this run's checks and roles name (a custom probe's own).
+        try:
+            known = set(known_criteria()) | set(r["criterion"] for r in collected) | set(required_ids)
+        except CatalogError as exc:
+            unknown_errors.append("waivers and advisory criteria cannot be checked: %s" % exc)
+        else:
+            active, advisory_ids, unknown_errors = _unknown_criteria(active, expired, advisory_ids, known)
+            expired = [w for w in expired if w["criterion"] in known]
     errors = [redact_text(e, secrets)
-              for e in input_errors + waiver_errors + advisory_errors + required_errors + host_errors]
+              for e in input_errors + waiver_errors + advisory_errors + unknown_errors + required_errors + host_errors]
     return {
         "records": collected, "notes": notes, "input_errors": errors,
         "active": active, "expired": expired,
@@ -608,6 +644,9 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
                 for criterion in sorted(grouped)]
     criteria.sort(key=lambda c: (_outcome_rank(c["outcome"]), c["criterion"]))
     verdict, verdict_reasons, missing_hosts = _decide(criteria, collected, inputs["expected"], inputs["input_errors"])
+    # An expired waiver waives nothing: said where the play's failure message (what AWX shows) says why.
+    verdict_reasons.extend("waivers[%d] for %s expired on %s and was ignored" % (w["index"], w["criterion"], w["expires"])
+                           for w in inputs["expired"])
     applied, unused = _waiver_use(inputs["active"], used_waivers, criteria)
     report = {
         "schema_version": SCHEMA_VERSION,
