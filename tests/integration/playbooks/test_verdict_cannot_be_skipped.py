@@ -52,6 +52,7 @@ def test_verify_with_the_gate_skipped_is_not_a_pass(playbook, stack):
     assert "NO-GO: " + NO_VERDICT in output, output[-3000:]
     assert "skipped: gate" in output
     assert "cleanwithsnapshot.release.verify :" in output, "the checks ran; only the gate was skipped"
+    assert "[DEPRECATION WARNING]" not in output, output[-3000:]
 
 
 @pytest.mark.parametrize("selection", [
