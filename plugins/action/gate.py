@@ -19,7 +19,7 @@ import os
 from ansible import context
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact
-from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision, report_runs, reports
+from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision, input_checks, report_runs, reports
 from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGUMENT_SPEC = dict(
@@ -27,6 +27,7 @@ ARGUMENT_SPEC = dict(
     results=dict(type="raw"),
     waivers=dict(type="list", elements="dict", default=[]),
     advisory=dict(type="list", elements="str", default=[]),
+    input_variables=dict(type="dict", default={}),
     required_criteria=dict(type="list", elements="str", default=[]),
     expected_hosts=dict(type="list", elements="str"),
     artifacts_dir=dict(type="path"),
@@ -70,6 +71,9 @@ class ActionModule(ControllerAction):
             check_mode=check_mode,
             release=args.get("release") or "",
             secrets=secrets,
+            # Input errors named by the variable the user set (release_waivers, handed over as gate_waivers).
+            names=dict((option, input_checks.user_variable(str(variable), task_vars))
+                       for option, variable in (args.get("input_variables") or {}).items() if variable),
         )
 
         artifacts_dir = args.get("artifacts_dir")

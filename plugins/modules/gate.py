@@ -107,6 +107,14 @@ options:
     type: list
     elements: str
     default: []
+  input_variables:
+    description:
+      - "The variables O(waivers) and O(advisory) were read from, C({waivers: gate_waivers, advisory: gate_advisory}):
+        their input errors are then named by the variable the user set - C(release_waivers) when C(gate_waivers)
+        only hands it over - instead of by the option."
+      - Keys C(waivers) and C(advisory); a key left out keeps the option's name.
+    type: dict
+    default: {}
   required_criteria:
     description:
       - Criterion ids that must have at least one record with a real outcome (C(pass), C(fail) or C(error)).

@@ -400,7 +400,7 @@ def _utc_now(now):
     return now
 
 
-def _unknown_criteria(active, expired, advisory_ids, known):
+def _unknown_criteria(active, expired, advisory_ids, known, names):
     """A waiver or an advisory entry naming no criterion this collection or this run knows is a typo, never a silent
     "nothing to waive": refused, naming the close ones. Returns ``(active, advisory_ids, errors)`` without them."""
     errors = []
@@ -408,24 +408,33 @@ def _unknown_criteria(active, expired, advisory_ids, known):
     for waiver in active + expired:
         problem = unknown_criterion(waiver["criterion"], known)
         if problem:
-            errors.append("waivers[%d].criterion: %s" % (waiver["index"], problem))
+            errors.append("%s[%d].criterion: %s" % (names["waivers"], waiver["index"], problem))
         elif waiver in active:
             kept_active.append(waiver)
     kept_advisory = []
     for criterion in advisory_ids:
         problem = unknown_criterion(criterion, known)
         if problem:
-            errors.append("advisory: %s" % problem)
+            errors.append("%s: %s" % (names["advisory"], problem))
         else:
             kept_advisory.append(criterion)
     return kept_active, kept_advisory, errors
 
 
-def _read_inputs(records, results, waivers, advisory, required_criteria, expected_hosts, today, secrets):
+def input_names(names=None):
+    """The names the waivers and the advisory list go by in messages: the options' own, or the variables the user set
+    (``release_waivers``), as the caller knows them."""
+    given = dict(names or {})
+    return {"waivers": given.get("waivers") or "waivers", "advisory": given.get("advisory") or "advisory"}
+
+
+def _read_inputs(records, results, waivers, advisory, required_criteria, expected_hosts, today, secrets, names):
     """Every input checked and made plain; the input errors of all of them in one list."""
     collected, input_errors, notes = collect(to_plain(records), to_plain(results), secrets=secrets)
     active, expired, waiver_errors = parse_waivers(to_plain(waivers), today, secrets=secrets)
-    advisory_ids, advisory_errors = _check_ids(to_plain(advisory), "advisory")
+    waiver_errors = [names["waivers"] + error[len("waivers"):] if error.startswith("waivers") else error
+                     for error in waiver_errors]
+    advisory_ids, advisory_errors = _check_ids(to_plain(advisory), names["advisory"])
     required_ids, required_errors = _check_ids(to_plain(required_criteria), "required_criteria")
     expected, host_errors = _check_hosts(to_plain(expected_hosts))
     unknown_errors = []
@@ -436,7 +445,7 @@ def _read_inputs(records, results, waivers, advisory, required_criteria, expecte
         except CatalogError as exc:
             unknown_errors.append("waivers and advisory criteria cannot be checked: %s" % exc)
         else:
-            active, advisory_ids, unknown_errors = _unknown_criteria(active, expired, advisory_ids, known)
+            active, advisory_ids, unknown_errors = _unknown_criteria(active, expired, advisory_ids, known, names)
             expired = [w for w in expired if w["criterion"] in known]
     errors = [redact_text(e, secrets)
               for e in input_errors + waiver_errors + advisory_errors + unknown_errors + required_errors + host_errors]
@@ -629,14 +638,16 @@ def _counts(collected, criteria):
 
 
 def evaluate(records=None, results=None, waivers=None, advisory=None, required_criteria=None,
-             check_mode=False, release="", now=None, secrets=(), expected_hosts=None):
+             check_mode=False, release="", now=None, secrets=(), expected_hosts=None, names=None):
     """Decide. Returns the report (what ``gonogo.json`` holds). ``expected_hosts``: hosts that must
     each have reported at least one real outcome (a host that failed or became unreachable before
-    its checks ran is not silently left out)."""
+    its checks ran is not silently left out). ``names``: what the input errors call the waivers and the
+    advisory list (``input_names``)."""
     now = _utc_now(now)
     secrets = [s for s in (secrets or ()) if s]
+    names = input_names(names)
     inputs = _read_inputs(records, results, waivers, advisory, required_criteria, expected_hosts,
-                          now.astimezone(datetime.timezone.utc).date(), secrets)
+                          now.astimezone(datetime.timezone.utc).date(), secrets, names)
     collected = inputs["records"]
     grouped = _by_criterion(collected, inputs["required"])
     used_waivers = set()
@@ -645,8 +656,8 @@ def evaluate(records=None, results=None, waivers=None, advisory=None, required_c
     criteria.sort(key=lambda c: (_outcome_rank(c["outcome"]), c["criterion"]))
     verdict, verdict_reasons, missing_hosts = _decide(criteria, collected, inputs["expected"], inputs["input_errors"])
     # An expired waiver waives nothing: said where the play's failure message (what AWX shows) says why.
-    verdict_reasons.extend("waivers[%d] for %s expired on %s and was ignored" % (w["index"], w["criterion"], w["expires"])
-                           for w in inputs["expired"])
+    verdict_reasons.extend("%s[%d] for %s expired on %s and was ignored"
+                           % (names["waivers"], w["index"], w["criterion"], w["expires"]) for w in inputs["expired"])
     applied, unused = _waiver_use(inputs["active"], used_waivers, criteria)
     report = {
         "schema_version": SCHEMA_VERSION,

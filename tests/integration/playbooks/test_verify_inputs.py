@@ -83,3 +83,6 @@ def test_a_wrong_input_stops_verify_before_any_request_naming_the_variable(verif
     assert report["verdict"] == "NO-GO-INCONCLUSIVE"
     assert report["counts"]["records"]["total"] == 0  # no check ran, the database ones neither
     assert any(words in error for error in report["input_errors"]), report["input_errors"]
+    if "release_waivers" in overrides:
+        # The gate itself refuses the waiver too (it also runs without verify), in the same words.
+        assert any(error.startswith(words) for error in report["input_errors"]), report["input_errors"]

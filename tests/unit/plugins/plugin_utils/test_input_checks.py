@@ -189,3 +189,17 @@ def test_an_expired_waiver_is_in_the_failure_message():
     assert report["verdict"] == decision.NO_GO
     assert "waivers[0] for backup.freshness expired on 2026-06-14 and was ignored" in report["reasons"]
     assert "waivers[0] for backup.freshness expired on 2026-06-14 and was ignored" in reports.message(report)
+
+
+def test_the_gate_names_the_inputs_as_the_caller_knows_them():
+    names = {"waivers": "release_waivers", "advisory": "release_advisory_criteria"}
+    report = decision.evaluate(records=passing(), now=NOW, names=names, advisory=["backup.freshnes"], waivers=[
+        {"criterion": "backup.freshnes", "reason": "r", "expires": "2026-07-01"},
+        {"criterion": "backup.freshness", "expires": "2026-07-01"},
+        {"criterion": "backup.freshness", "reason": "r", "expires": "2026-06-01"}])
+    assert report["input_errors"] == [
+        "release_waivers[1].reason: missing (a waiver must say why)",
+        "release_waivers[0].criterion: backup.freshnes is not a known criterion (did you mean backup.freshness?)",
+        "release_advisory_criteria: backup.freshnes is not a known criterion (did you mean backup.freshness?)",
+    ]
+    assert "release_waivers[2] for backup.freshness expired on 2026-06-01 and was ignored" in report["reasons"]
