@@ -134,7 +134,7 @@ FAULTS = [
     ("readyz_db_down", {}, {"readyz": ("fail", "failing checks: db (database check failed)"),
                             "readyz:migrations": ("fail", "migrations_current == true (actual false)"),
                             "readyz:jobs": ("fail", "job heartbeat check failed")}),
-    ("heartbeat_stale", {"age_seconds": 3600}, {"readyz": ("fail", "jobs (heartbeat 3600"),
+    ("heartbeat_stale", {"age_seconds": 3600}, {"readyz": ("fail", "jobs (heartbeat 36"),
                                                 "readyz:jobs": ("fail", "age_seconds < 180 (actual 3600")}),
     ("heartbeat_missing", {}, {"readyz": ("fail", "jobs (job heartbeat missing)"),
                                "readyz:jobs": ("fail", "job heartbeat missing")}),
