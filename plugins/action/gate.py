@@ -25,7 +25,8 @@ from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.controll
 ARGUMENT_SPEC = dict(
     records=dict(type="list", elements="raw", default=[]),
     results=dict(type="raw"),
-    waivers=dict(type="list", elements="dict", default=[]),
+    # Shape checked by the decision, which names the user's variable and still writes the report.
+    waivers=dict(type="raw", default=[]),
     advisory=dict(type="list", elements="str", default=[]),
     input_variables=dict(type="dict", default={}),
     required_criteria=dict(type="list", elements="str", default=[]),

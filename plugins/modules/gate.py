@@ -75,8 +75,9 @@ options:
         (only on O(waivers[].host) when given); the report lists them as waived.
       - An expired waiver is ignored and the report says so. A waiver without a reason, without a date or with
         a bad date is bad input.
-    type: list
-    elements: dict
+      - A list of mappings. Any other shape is bad input the gate reports (a NO-GO-INCONCLUSIVE report naming it),
+        never a task that fails without a report.
+    type: raw
     default: []
     suboptions:
       criterion:

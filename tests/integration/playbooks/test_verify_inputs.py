@@ -62,17 +62,25 @@ def requests_served(stack):
                if line.startswith(("http_requests_total{", "http_429_total{")))
 
 
-@pytest.mark.parametrize("overrides, words", [
+MISSPELT = "release_waivers[0].criterion: backup.freshnes is not a known criterion (did you mean backup.freshness?)"
+
+
+@pytest.mark.parametrize("overrides, words, gate_words", [
     ({"release_waivers": [{"criterion": "backup.freshnes", "reason": "the backup host moves", "expires": "2099-01-01"}]},
-     "release_waivers[0].criterion: backup.freshnes is not a known criterion (did you mean backup.freshness?)"),
+     MISSPELT, MISSPELT),
+    # Once the gate's own argument check failed on it ("option 'gate_waivers'") and no report was written.
+    ({"release_waivers": "backup.freshness"},
+     "release_waivers: must be a list of waivers ({criterion, reason, expires}), got str",
+     "release_waivers: must be a list, got str"),
     ({"release_advisory_criteria": ["config.strip"]},
-     "release_advisory_criteria[0]: config.strip is not a known criterion (did you mean config.stripe"),
+     "release_advisory_criteria[0]: config.strip is not a known criterion (did you mean config.stripe",
+     "release_advisory_criteria: config.strip is not a known criterion (did you mean config.stripe"),
     ({"release_api_base_url": ""},
-     "release_api_base_url: not set (an http:// or https:// URL, like https://api.example.com)"),
+     "release_api_base_url: not set (an http:// or https:// URL, like https://api.example.com)", None),
     ({"verify_rls_tables": []},
-     "verify_rls_tables or verify_rls_table_pattern: none is set; one of them must be"),
-], ids=["misspelt-waiver", "misspelt-advisory", "no-api-url", "no-rls-tables"])
-def test_a_wrong_input_stops_verify_before_any_request_naming_the_variable(verify, stack, overrides, words):
+     "verify_rls_tables or verify_rls_table_pattern: none is set; one of them must be", None),
+], ids=["misspelt-waiver", "waivers-not-a-list", "misspelt-advisory", "no-api-url", "no-rls-tables"])
+def test_a_wrong_input_stops_verify_before_any_request_naming_the_variable(verify, stack, overrides, words, gate_words):
     before = requests_served(stack)
     proc, report = verify(overrides)
     after = requests_served(stack)
@@ -83,6 +91,6 @@ def test_a_wrong_input_stops_verify_before_any_request_naming_the_variable(verif
     assert report["verdict"] == "NO-GO-INCONCLUSIVE"
     assert report["counts"]["records"]["total"] == 0  # no check ran, the database ones neither
     assert any(words in error for error in report["input_errors"]), report["input_errors"]
-    if "release_waivers" in overrides:
-        # The gate itself refuses the waiver too (it also runs without verify), in the same words.
-        assert any(error.startswith(words) for error in report["input_errors"]), report["input_errors"]
+    if gate_words:
+        # The gate itself refuses it too (it also runs without verify: release.yml's preflight gate), as the user set it.
+        assert any(error.startswith(gate_words) for error in report["input_errors"]), report["input_errors"]

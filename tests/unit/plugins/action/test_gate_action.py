@@ -148,13 +148,24 @@ def test_results_from_many_hosts(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     ({"fail_on_nogo": "perhaps"}, "fail_on_nogo"),
-    ({"waivers": "backup.drill"}, "waivers"),
     ({"records": [], "colour": "red"}, "colour"),
 ])
 def test_bad_options_fail_the_task(args, fragment):
     with pytest.raises(AnsibleActionFail) as info:
         run_gate(args)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("waivers, error", [
+    ("backup.drill", "waivers: must be a list, got str"),
+    ({"criterion": "backup.drill", "reason": "r", "expires": "2099-01-01"}, "waivers: must be a list, got dict"),
+    (["backup.drill"], "waivers[0]: a waiver must be a mapping, got str"),
+])
+def test_waivers_of_the_wrong_shape_are_reported_not_a_task_without_a_report(tmp_path, waivers, error):
+    result = run_gate({"records": passing(), "artifacts_dir": str(tmp_path), "waivers": waivers})
+    assert result["failed"] is True and result["verdict"] == "NO-GO-INCONCLUSIVE"
+    assert result["input_errors"] == [error]
+    assert os.path.exists(result["reports"]["json"])
 
 
 def test_expired_waiver_is_warned_about(tmp_path):
