@@ -203,3 +203,22 @@ def test_the_gate_names_the_inputs_as_the_caller_knows_them():
         "release_advisory_criteria: backup.freshnes is not a known criterion (did you mean backup.freshness?)",
     ]
     assert "release_waivers[2] for backup.freshness expired on 2026-06-01 and was ignored" in report["reasons"]
+
+
+def test_every_criterion_the_collection_emits_is_in_the_catalog(known):
+    """A waiver for a criterion the checks really report must never be refused as unknown."""
+    import re
+    from pathlib import Path
+
+    root = Path(catalog.CATALOG_PATH).resolve().parents[1]
+    ident = r"([a-z][a-z0-9_]*\.[a-z0-9_.]+)"
+    constants = r"(?:[A-Z_]*CRITERION|AT_HEAD|SINGLE_HEAD|READYZ|COVERAGE|ENABLED_FORCED|ISOLATION|POLICIES|ENV_PRESENT)"
+    in_python = re.compile(r"(?:make_record\(\s*|criterion=|criterion\": |" + constants + r" = )[\"']" + ident + r"[\"']")
+    in_yaml = re.compile(r"criterion: *[\"']?" + ident + r"[\"']?\s*[,}\n]")
+    emitted = set()
+    for path in (root / "plugins").rglob("*.py"):
+        emitted.update(in_python.findall(path.read_text(encoding="utf-8")))
+    for path in (root / "roles").rglob("*.yml"):
+        emitted.update(in_yaml.findall(path.read_text(encoding="utf-8")))
+    assert len(emitted) >= 30
+    assert emitted - known == set()
