@@ -4,20 +4,14 @@ connections) are NO-GO with health.liveness failing and nothing else sent. Asser
 requests counted, never on elapsed seconds (bench/bench_time_to_nogo.py measures those)."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from local_inventory import inventory_vars
+from playbook_run import playbook_runner
 from refstack import started_stack
 
-ROOT = Path(__file__).resolve().parents[3]
-PLAYBOOKS = ROOT / "playbooks"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,22 +24,11 @@ def stack(pg_server):
 
 @pytest.fixture()
 def verify(stack, tmp_path):
-    stack.clear_faults()
-    stack.fresh_rate_window()
-    vars_file = tmp_path / "local-stack.json"
-    vars_file.write_text(json.dumps(inventory_vars(stack.facts())))
-    artifacts = tmp_path / "artifacts"
+    runner = playbook_runner(stack, tmp_path)
 
     def run(*extra):
-        env = dict(os.environ, CWS_LOCAL_STACK=str(vars_file), CWS_ARTIFACTS_DIR=str(artifacts),
-                   ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"), ANSIBLE_NOCOLOR="1",
-                   HOME=str(tmp_path))
-        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "verify.yml", "-i", "local"]
-                              + list(extra), cwd=str(PLAYBOOKS), env=env, capture_output=True, text=True, timeout=600,
-                              check=False)
-        report_file = artifacts / "gonogo.json"
-        assert report_file.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc, json.loads(report_file.read_text())
+        proc = runner.run("verify.yml", *extra)
+        return proc, runner.required_report(proc)
 
     yield run
     stack.clear_faults()

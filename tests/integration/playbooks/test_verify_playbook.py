@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from local_inventory import inventory_vars
+from playbook_run import playbook_runner
 from refstack import started_stack
 
-ROOT = Path(__file__).resolve().parents[3]
-PLAYBOOKS = ROOT / "playbooks"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,21 +25,11 @@ def stack(pg_server):
 
 @pytest.fixture()
 def playbook(stack, tmp_path):
-    stack.clear_faults()
-    stack.fresh_rate_window()
-    vars_file = tmp_path / "local-stack.json"
-    vars_file.write_text(json.dumps(inventory_vars(stack.facts())))
-    artifacts = tmp_path / "artifacts"
+    runner = playbook_runner(stack, tmp_path)
 
     def run(name, *extra):
-        env = dict(os.environ, CWS_LOCAL_STACK=str(vars_file), CWS_ARTIFACTS_DIR=str(artifacts),
-                   ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build" / "collections"), ANSIBLE_NOCOLOR="1",
-                   HOME=str(tmp_path))
-        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), name, "-i", "local"] + list(extra),
-                              cwd=str(PLAYBOOKS), env=env, capture_output=True, text=True, timeout=600, check=False)
-        report_file = artifacts / "gonogo.json"
-        report = json.loads(report_file.read_text()) if report_file.exists() else None
-        return proc, report
+        proc = runner.run(name, *extra)
+        return proc, runner.report()
 
     yield run
     stack.clear_faults()
