@@ -4,7 +4,6 @@ relevant fault caught, passwords never printed."""
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 
 import pytest
@@ -183,10 +182,10 @@ def test_jobs_before_any_run_fail_closed(module_runner, healthy_stack):
 
 def test_service_down_gives_error_records_quickly(module_runner, healthy_stack):
     healthy_stack.set_fault("service_down")
-    started = time.monotonic()
-    result = run(module_runner, healthy_stack, READS[:2], deadline=5)
-    assert time.monotonic() - started < 8
+    result = run(module_runner, healthy_stack, READS[:2], deadline=30)
     assert {r["status"] for r in result["records"]} == {"error"}
+    # Ended by the refusals, not by waiting out the deadline.
+    assert all("deadline" not in r["summary"] for r in result["records"]), [r["summary"] for r in result["records"]]
 
 
 # ------------------------------------------------------------------------------------------ rate limit

@@ -87,13 +87,11 @@ def test_probes_and_admin_matrix_share_the_concurrency_limit(module_runner, coun
 def test_a_service_refusing_connections_is_reported_after_one_retry_cycle(module_runner, closed_port):
     port = closed_port  # a port with nothing listening
     probes = [{"name": "p%d" % i, "criterion": "health.liveness", "path": "/p%d" % i} for i in range(12)]
-    started = time.monotonic()
     result = module_runner("readiness_probe", {"base_url": "http://127.0.0.1:%d" % port, "probes": probes,
                                                "concurrency": 2, "retries": 3, "backoff": 0.3, "deadline": 60})
-    elapsed = time.monotonic() - started
     statuses = {record["status"] for record in result["records"]}
     assert statuses == {"error"}
     not_sent = [r for r in result["records"] if "not sent" in r["summary"]]
-    assert not_sent, "later probes must not be retried against a service that refused every attempt"
-    # One retry cycle (0.3 + 0.6 + 1.2 s at most) per concurrent slot, not one per probe (12 x 2.1 s).
-    assert elapsed < 8, elapsed
+    # One retry cycle per concurrent slot, not one per probe: only the probes in flight when the first one had
+    # been refused on every attempt were tried; every later one is not sent.
+    assert len(not_sent) >= len(probes) - 2 * 2, [r["summary"] for r in result["records"]]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 
 import pytest
 
@@ -347,10 +346,10 @@ def test_wait_mode_polls_until_ready(module_runner, server):
 
 def test_wait_mode_gives_up_at_the_deadline(module_runner, server):
     server.script("/readyz", answer(503, NOT_READY))
-    started = time.monotonic()
     result = run(module_runner, {"base_url": server.base_url, "mode": "wait", "interval": 0.2, "deadline": 1.5,
                                  "probes": [{"kind": "readyz"}]})
-    assert time.monotonic() - started < 4
+    # Gave up: no more polls than one every interval within the deadline (and the first at once) could make.
+    assert 1 <= len(server.hits("/readyz")) <= 1 + 1.5 / 0.2
     record = records_by_name(result)["readyz"]
     assert record["status"] == "fail"
     assert "deadline" in record["summary"]
@@ -448,7 +447,7 @@ def test_probes_run_concurrently_in_one_call(module_runner, server):
     probes = [{"name": "p%d" % i, "criterion": "smoke.x", "path": "/slow"} for i in range(10)]
     result = run(module_runner, {"base_url": server.base_url, "concurrency": 10, "probes": probes})
     assert result["status"] == "pass"
-    assert result["elapsed_ms"] < 2000
+    # Concurrent: at least half of the ten 0.5 s answers were being served at the same moment.
     assert server.max_in_flight >= 5
 
 
