@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from urllib.parse import urlsplit
 
 from ansible_collections.cleanwithsnapshot.release.plugins.module_utils.redaction import redact_text
 from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils import decision
@@ -23,7 +24,6 @@ from ansible_collections.cleanwithsnapshot.release.plugins.plugin_utils.criteria
 
 _HAND_OVER = re.compile(r"^\s*\{\{\s*((?:release|verify|gate)_[A-Za-z0-9_]*)\s*(?:\|\s*default\s*\(.*\))?\s*\}\}\s*$",
                         re.DOTALL)
-_URL = re.compile(r"^https?://[^/\s:?#]+(:\d+)?([/?#]\S*)?$")
 
 
 def handed_over_from(raw):
@@ -91,12 +91,23 @@ def check_waivers(value, variable, known, today):
 
 
 def check_url(value, variable):
-    """An http:// or https:// URL with a host."""
+    """An http:// or https:// URL with a host (credentials, a port and an IPv6 literal are the URL's own business)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return ["%s: not set (an http:// or https:// URL, like https://api.example.com)" % variable]
-    if not isinstance(value, str) or not _URL.match(value.strip()):
+    if not isinstance(value, str) or not _is_http_url(value.strip()):
         return ["%s: %s is not an http:// or https:// URL with a host" % (variable, _shown(value))]
     return []
+
+
+def _is_http_url(text):
+    if any(char.isspace() for char in text):
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def check_one_of(values, variables):

@@ -131,6 +131,10 @@ def test_criterion_lists_refuse_unknown_ids_and_accept_the_runs_own(known):
 @pytest.mark.parametrize("value, error", [
     ("https://api.example.com", None),
     ("http://127.0.0.1:8000/base", None),
+    ("http://ops:s3cret@127.0.0.1:8000", None),
+    ("http://[::1]:8000/", None),
+    ("http://127.0.0.1:port/", "release_api_base_url: 'http://127.0.0.1:port/' is not an http:// or https:// URL with a host"),
+    ("https://", "release_api_base_url: 'https://' is not an http:// or https:// URL with a host"),
     ("", "release_api_base_url: not set (an http:// or https:// URL, like https://api.example.com)"),
     (None, "release_api_base_url: not set (an http:// or https:// URL, like https://api.example.com)"),
     ("api.example.com", "release_api_base_url: 'api.example.com' is not an http:// or https:// URL with a host"),
