@@ -41,8 +41,6 @@ import json
 import math
 import os
 import re
-import signal
-import subprocess
 import tempfile
 from collections import Counter
 
@@ -470,37 +468,35 @@ def _json_error(exc):
     return found.group(1) if found else "invalid JSON"
 
 
-def run_config_command(argv, timeout):
-    """Run ``config_command`` (an argument list, no shell), at most ``timeout`` seconds -> (JSON bytes, None) or
-    (None, why not, naming config_command). A command still running at the limit is killed with its process group
-    (``docker compose exec`` and what it started). Not module.run_command: it has no time limit."""
+# Exit codes of coreutils' timeout: the limit passed (the command got TERM), or it was KILLed after the grace
+# period; the command could not be run (126) or was not found (127).
+_TIMED_OUT = (124, 137)
+_NOT_RUN = (126, 127)
+
+
+def run_config_command(run_command, argv, timeout, timeout_bin):
+    """Run ``config_command`` (an argument list, no shell) through ``run_command`` (AnsibleModule.run_command), at
+    most ``timeout`` seconds -> (JSON bytes, None) or (None, why not, naming config_command). run_command has no time
+    limit of its own, so the command runs under ``timeout_bin`` (coreutils' timeout), which stops the whole process
+    group at the limit: ``docker compose exec`` and what it started."""
+    if not timeout_bin:
+        return None, ("config_command cannot be bounded in time: the timeout program (coreutils) is not on this "
+                      "host's PATH; Caddy's running configuration was not read")
+    bounded = [timeout_bin, "--kill-after=5", "%ss" % _number(timeout)] + list(argv)
     try:
-        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, start_new_session=True)
+        rc, out, err = run_command(bounded, check_rc=False, handle_exceptions=False, expand_user_and_vars=False)
     except (OSError, ValueError) as exc:
-        return None, "config_command: %s cannot be run: %s" % (argv[0], to_native(getattr(exc, "strerror", None) or exc))
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
+        return None, "config_command: %s cannot be run: %s" % (timeout_bin, to_native(getattr(exc, "strerror", None) or exc))
+    lines = [line for line in to_text(err, errors="surrogate_or_replace").splitlines() if line.strip()]
+    text = mask_url_secrets("\n".join(lines[-10:]))[-ERROR_EXCERPT:]
+    if rc in _TIMED_OUT:
         return None, ("config_command did not finish within %s s (timeout) and was stopped; Caddy's running "
                       "configuration could not be read" % _number(timeout))
-    if process.returncode != 0:
-        lines = [line for line in to_text(err, errors="surrogate_or_replace").splitlines() if line.strip()]
-        text = mask_url_secrets("\n".join(lines[-10:]))[-ERROR_EXCERPT:]
-        return None, "config_command exited with %s: %s" % (process.returncode, text or "(nothing on standard error)")
+    if rc in _NOT_RUN:
+        return None, "config_command: %s cannot be run: %s" % (argv[0], text or "exit code %s" % rc)
+    if rc != 0:
+        return None, "config_command exited with %s: %s" % (rc, text or "(nothing on standard error)")
     return parse_config_output(out)
-
-
-def _kill_group(process):
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except OSError:
-        process.kill()
-    try:
-        process.communicate(timeout=10)
-    except (subprocess.TimeoutExpired, OSError, ValueError):
-        pass
 
 
 # --------------------------------------------------------------------------------------------------
@@ -625,7 +621,8 @@ class SplitRun:
     def read_live(self):
         """-> (listed, config, None) or (None, None, why Caddy's running configuration could not be read)."""
         if self.options.config_command:
-            config, problem = run_config_command(self.options.config_command, self.options.timeout)
+            config, problem = run_config_command(self.module.run_command, self.options.config_command,
+                                                 self.options.timeout, self.module.get_bin_path("timeout"))
             if problem:
                 return None, None, problem
             listed = config_dials(json.loads(to_text(config)))

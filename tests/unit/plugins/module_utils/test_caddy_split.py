@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from collections import Counter
 
@@ -271,15 +273,26 @@ def command(*code):
     return [sys.executable, "-c", "\n".join(code)]
 
 
+def run_command(argv, check_rc=False, handle_exceptions=True, expand_user_and_vars=True):
+    """What AnsibleModule.run_command answers for an argument list: (rc, stdout, stderr)."""
+    assert not check_rc and not handle_exceptions and not expand_user_and_vars
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def run_config(argv, timeout):
+    return cs.run_config_command(run_command, argv, timeout, shutil.which("timeout"))
+
+
 def test_a_config_command_that_prints_the_configuration_is_read():
     config = proxy_config([STABLE, CANARY])
-    body, problem = cs.run_config_command(command("import sys", "sys.stdout.write(sys.argv[1])") + [json.dumps(config)],
-                                          timeout=60)
+    body, problem = run_config(command("import sys", "sys.stdout.write(sys.argv[1])") + [json.dumps(config)],
+                               timeout=60)
     assert problem is None and json.loads(body.decode()) == config
 
 
 def test_a_failing_config_command_names_config_command_with_its_error_and_no_password():
-    body, problem = cs.run_config_command(command(
+    body, problem = run_config(command(
         "import sys",
         "sys.stdout.write('{\"secret\": \"out-of-band\"}')",
         "sys.stderr.write('wget: server returned error: HTTP/1.1 403 Forbidden http://ops:hunter2@127.0.0.1:2019/\\n')",
@@ -291,14 +304,19 @@ def test_a_failing_config_command_names_config_command_with_its_error_and_no_pas
 
 def test_a_config_command_that_outlasts_the_timeout_is_stopped_and_named():
     # The command would sleep for an hour: the timeout, not the command, ends the wait.
-    body, problem = cs.run_config_command(command("import time", "time.sleep(3600)"), timeout=1)
+    body, problem = run_config(command("import time", "time.sleep(3600)"), timeout=1)
     assert body is None
     assert problem == ("config_command did not finish within 1 s (timeout) and was stopped; Caddy's running "
                        "configuration could not be read")
 
 
+def test_a_config_command_is_not_run_without_a_way_to_bound_it():
+    body, problem = cs.run_config_command(run_command, command("print('{}')"), 5, None)
+    assert body is None and problem.startswith("config_command cannot be bounded in time: the timeout program")
+
+
 def test_a_config_command_that_cannot_be_run_is_named(tmp_path):
-    body, problem = cs.run_config_command([str(tmp_path / "no-such-wget"), "-qO-"], timeout=5)
+    body, problem = run_config([str(tmp_path / "no-such-wget"), "-qO-"], timeout=5)
     assert body is None and problem.startswith("config_command: %s cannot be run: " % (tmp_path / "no-such-wget"))
 
 
